@@ -1,0 +1,267 @@
+import base64
+import zlib
+
+import pytest
+
+from tokens import agora
+
+# Agora's published test vectors (AgoraIO/Tools, DynamicKey/AgoraDynamicKey/python[3]/test).
+APP_ID = "970CA35de60c44645bbae8a215061b33"
+CERT = "5CFd2fd1755d40ecb72977518be15d3b"
+CHANNEL = "7d72365eb983485397e3e3f9d460bdda"
+UID = 2882341273
+VECTOR_007 = (
+    "007eJxTYBBbsMMnKq7p9Hf/HcIX5kce9b518kCiQgSr5Zrp4X1Tu6UUGCzNDZwdjU1TUs0Mkk1MzExMk5ISUy0SjQxNDcwMk4yN3b8IMEQw"
+    "MTAwMoAwBIL4CgzmKeZGxmamqUmWFsYmFqbGluapxqnGaZYpJmYGSSkpiVwMRhYWRsYmhkbmxgDCaiTj"
+)
+VECTOR_006_JOIN = "006970CA35de60c44645bbae8a215061b33IACV0fZUBw+72cVoL9eyGGh3Q6Poi8bgjwVLnyKSJyOXR7dIfRBXoFHlEAABAAAAR/QQAAEAAQCvKDdW"
+VECTOR_006_PUBLISHER = (
+    "006970CA35de60c44645bbae8a215061b33IACMv3I+fsRSejxy6luEwzA/1t/zbEHWfJCJ5m8ssFP/fLdIfRBXoFHlIgABAAAAR/QQAAQAAQCv"
+    "KDdWAgCvKDdWAwCvKDdWBACvKDdW"
+)
+PRIVILEGE_TS = 1446455471
+NOW = 1_800_000_000
+
+
+def test_007_vector_is_reproduced_byte_for_byte():
+    token = agora.build_007(
+        app_id=APP_ID,
+        app_certificate=CERT,
+        issue_ts=1111111,
+        expire=600,
+        salt=1,
+        rtc=(CHANNEL, UID, {agora.PRIVILEGE_JOIN_CHANNEL: 600}),
+    )
+    # Same content whatever zlib build compressed it...
+    assert agora.decode(token) == agora.decode(VECTOR_007)
+    # ...and byte for byte with the zlib Python ships here (1.2.x, as in Agora's run).
+    assert token == VECTOR_007
+
+
+def test_007_vector_decodes_to_its_inputs_and_verifies():
+    decoded = agora.decode(VECTOR_007)
+    assert (decoded.version, decoded.app_id, decoded.issued_at, decoded.salt) == ("007", APP_ID, 1111111, 1)
+    assert decoded.expires_at == 1111111 + 600
+    assert decoded.services == (
+        agora.DecodedService(agora.SERVICE_RTC, {1: 600}, channel=CHANNEL, account=str(UID)),
+    )
+    assert agora.verify(VECTOR_007, CERT)
+    assert not agora.verify(VECTOR_007, CERT.lower().replace("5", "6"))
+
+
+@pytest.mark.parametrize(
+    ("privileges", "expected"),
+    [
+        ((1,), VECTOR_006_JOIN),
+        ((1, 2, 3, 4), VECTOR_006_PUBLISHER),
+    ],
+)
+def test_006_vectors_are_reproduced_byte_for_byte(privileges, expected):
+    token = agora.build_006(
+        app_id=APP_ID,
+        app_certificate=CERT,
+        channel=CHANNEL,
+        account=str(UID),
+        privileges=dict.fromkeys(privileges, PRIVILEGE_TS),
+        ts=1111111,
+        salt=1,
+    )
+    assert token == expected
+
+
+def test_006_vector_decodes_and_verifies_only_against_its_channel_and_uid():
+    decoded = agora.decode(VECTOR_006_PUBLISHER)
+    assert (decoded.version, decoded.app_id, decoded.ts, decoded.salt) == ("006", APP_ID, 1111111, 1)
+    assert decoded.services[0].privileges == dict.fromkeys((1, 2, 3, 4), PRIVILEGE_TS)
+    assert decoded.channel_crc == zlib.crc32(CHANNEL.encode())
+    assert agora.verify(decoded, CERT, channel=CHANNEL, account=str(UID))
+    assert not agora.verify(decoded, CERT, channel=CHANNEL, account=str(UID + 1))
+    assert not agora.verify(decoded, CERT, channel=CHANNEL + "x", account=str(UID))
+    with pytest.raises(ValueError, match="channel and account"):
+        agora.verify(decoded, CERT)
+
+
+@pytest.mark.parametrize(("publisher", "privileges"), [(True, {1, 2, 3, 4}), (False, {1})])
+def test_rtc_007_token_carries_uid_channel_privileges_and_lifetime(publisher, privileges):
+    built = agora.build_rtc_token(
+        app_id=APP_ID,
+        app_certificate=CERT,
+        channel="room 1",
+        uid=4294967295,
+        publisher=publisher,
+        lifetime=900,
+        now=NOW,
+        salt=42,
+    )
+    decoded = agora.decode(built.token)
+    rtc = decoded.service(agora.SERVICE_RTC)
+    assert (built.issued_at, built.expires_at, built.expires_in) == (NOW, NOW + 900, 900)
+    assert (decoded.app_id, decoded.issued_at, decoded.expires_at, decoded.salt) == (
+        APP_ID,
+        NOW,
+        NOW + 900,
+        42,
+    )
+    assert (rtc.channel, rtc.account) == ("room 1", "4294967295")
+    assert rtc.privileges == dict.fromkeys(privileges, 900)
+    assert agora.verify(built.token, CERT)
+
+
+@pytest.mark.parametrize(("publisher", "privileges"), [(True, {1, 2, 3, 4}), (False, {1})])
+def test_rtc_006_token_carries_absolute_expiry_and_verifies_for_its_uid(publisher, privileges):
+    built = agora.build_rtc_token(
+        app_id=APP_ID,
+        app_certificate=CERT,
+        channel="room 1",
+        uid=7,
+        publisher=publisher,
+        lifetime=600,
+        now=NOW,
+        version="006",
+    )
+    decoded = agora.decode(built.token)
+    assert built.expires_at == NOW + 600
+    assert decoded.ts == NOW + agora.TS_006_OFFSET
+    assert decoded.issued_at == NOW
+    assert decoded.expires_at == NOW + 600
+    assert decoded.services[0].privileges == dict.fromkeys(privileges, NOW + 600)
+    assert agora.verify(decoded, CERT, channel="room 1", account="7")
+
+
+def test_rtm_007_token_honours_the_lifetime():
+    built = agora.build_rtm_token(app_id=APP_ID, app_certificate=CERT, user_id="12345", lifetime=120, now=NOW)
+    decoded = agora.decode(built.token)
+    assert built.expires_in == 120
+    assert decoded.services == (agora.DecodedService(agora.SERVICE_RTM, {1: 120}, user_id="12345"),)
+    assert agora.verify(built.token, CERT)
+
+
+def test_rtm_006_token_is_valid_24_hours_whatever_is_asked_and_says_so():
+    built = agora.build_rtm_token(
+        app_id=APP_ID, app_certificate=CERT, user_id="12345", lifetime=120, now=NOW, version="006"
+    )
+    decoded = agora.decode(built.token)
+    assert (built.issued_at, built.expires_at, built.expires_in) == (NOW, NOW + 86400, 86400)
+    assert decoded.expires_at == NOW + 86400
+    assert decoded.services[0].type == agora.SERVICE_RTM
+    assert decoded.services[0].privileges == {agora.PRIVILEGE_RTM_LOGIN_006: NOW + 86400}
+    # RTM 006 puts the user id where RTC puts the channel, and no account.
+    assert agora.verify(decoded, CERT, channel="12345", account="")
+
+
+def test_tutorial_style_rtm_006_token_is_reported_with_its_true_24_hour_expiry():
+    token = agora.build_006(
+        app_id=APP_ID,
+        app_certificate=CERT,
+        channel="someone",
+        account="",
+        privileges={agora.PRIVILEGE_RTM_LOGIN_006: NOW + 3600},
+        ts=NOW + agora.TS_006_OFFSET,
+        salt=5,
+    )
+    assert agora.decode(token).expires_at == NOW + 86400
+
+
+@pytest.mark.parametrize("uid", [0, -1, 2**32, True, "42"])
+def test_wildcard_and_out_of_range_uids_are_refused(uid):
+    with pytest.raises(ValueError, match="uid"):
+        agora.build_rtc_token(
+            app_id=APP_ID, app_certificate=CERT, channel="c", uid=uid, publisher=False, lifetime=60, now=NOW
+        )
+
+
+@pytest.mark.parametrize("lifetime", [0, 86401, -5, 60.0])
+def test_lifetimes_beyond_agoras_cap_are_refused(lifetime):
+    with pytest.raises(ValueError, match="lifetime"):
+        agora.build_rtm_token(app_id=APP_ID, app_certificate=CERT, user_id="1", lifetime=lifetime, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("app_id", "cert"),
+    [("", CERT), (APP_ID, ""), (APP_ID[:-1], CERT), (APP_ID, CERT[:-1] + "g")],
+)
+def test_malformed_credentials_raise_instead_of_returning_an_empty_token(app_id, cert):
+    with pytest.raises(ValueError, match="32 hex"):
+        agora.build_rtm_token(app_id=app_id, app_certificate=cert, user_id="1", lifetime=60, now=NOW)
+
+
+def test_unknown_version_is_refused():
+    with pytest.raises(ValueError, match="version"):
+        agora.build_rtm_token(
+            app_id=APP_ID, app_certificate=CERT, user_id="1", lifetime=60, now=NOW, version="005"
+        )
+
+
+def test_same_inputs_give_the_same_token_and_a_new_salt_gives_another():
+    def build(salt):
+        return agora.build_rtc_token(
+            app_id=APP_ID,
+            app_certificate=CERT,
+            channel="c",
+            uid=1,
+            publisher=False,
+            lifetime=60,
+            now=NOW,
+            salt=salt,
+        ).token
+
+    assert build(3) == build(3)
+    assert build(3) != build(4)
+
+
+def test_random_salts_stay_in_agoras_range():
+    salts = {agora.new_salt() for _ in range(200)}
+    assert all(1 <= s <= agora.SALT_MAX for s in salts)
+    assert len(salts) > 190
+
+
+def test_tampered_007_token_fails_verification():
+    raw = bytearray(zlib.decompress(base64.b64decode(VECTOR_007[3:])))
+    at = raw.index(CHANNEL.encode())
+    raw[at] ^= 0x01  # flip a bit in the signed content: the channel name
+    forged = "007" + base64.b64encode(zlib.compress(bytes(raw))).decode()
+    assert agora.decode(forged).services[0].channel != CHANNEL
+    assert not agora.verify(forged, CERT)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "007",
+        "006",
+        "005abc",
+        "007!!!!",
+        "007" + base64.b64encode(b"not zlib").decode(),
+        "007" + base64.b64encode(zlib.compress(b"\x05\x00abc")).decode(),
+        VECTOR_007[:-8],
+        "006" + "z" * 32 + "AAAA",
+        VECTOR_006_JOIN[:-4],
+        VECTOR_006_JOIN + "AAAA",
+        "007\u00e9",
+    ],
+)
+def test_malformed_tokens_raise_invalid_token_error(token):
+    with pytest.raises(agora.InvalidTokenError):
+        agora.decode(token)
+
+
+def test_decompression_bomb_is_refused():
+    bomb = "007" + base64.b64encode(zlib.compress(b"\x00" * 10_000_000)).decode()
+    with pytest.raises(agora.InvalidTokenError):
+        agora.decode(bomb)
+
+
+def test_inspect_summarises_a_token_and_its_signature():
+    summary = agora.inspect(VECTOR_007, CERT)
+    assert summary == {
+        "version": "007",
+        "app_id": APP_ID,
+        "issued_at": 1111111,
+        "expires_at": 1111711,
+        "salt": 1,
+        "services": [{"type": "rtc", "privileges": {"1": 600}, "channel": CHANNEL, "account": str(UID)}],
+        "signature_valid": True,
+    }
+    assert agora.inspect(VECTOR_006_JOIN, CERT)["signature_valid"] is None
+    assert agora.inspect(VECTOR_006_JOIN, CERT, channel=CHANNEL, account=str(UID))["signature_valid"] is True

@@ -1,0 +1,525 @@
+"""The token engine: build, decode and verify Agora 006 and 007 tokens.
+
+Pure functions, deterministic given their inputs (pass `now` and `salt`); no ORM, no settings.
+This is the only module that imports agora_token_builder (006, AccessToken) and agoraiotools
+(007, AccessToken2, Agora's own Python port), and the one place that knows the formats.
+
+Times are unix seconds. 007 carries the issue time and lifetimes relative to it; 006 carries
+absolute expiry times and a `ts` that Agora's builders set to issue time + 24 h, after which
+Agora rejects the token (so a 006 token lives at most 24 h, and RTM 006 exactly 24 h: Agora
+ignores the RTM login privilege's own expiry).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import struct
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from agora_token_builder.AccessToken import AccessToken as AccessToken006
+from agoraiotools.AccessToken2 import AccessToken as AccessToken007
+from agoraiotools.AccessToken2 import ServiceRtc as ServiceRtc007
+from agoraiotools.AccessToken2 import ServiceRtm as ServiceRtm007
+
+VERSION_006 = "006"
+VERSION_007 = "007"
+VERSIONS = (VERSION_006, VERSION_007)
+
+UID_MIN = 1  # uid 0 is Agora's wildcard (any uid may use the token): never issued
+UID_MAX = 2**32 - 1
+MAX_LIFETIME = 86400  # Agora caps a token's life at 24 h
+TS_006_OFFSET = 86400  # 006 builders stamp ts = issue time + 24 h
+
+SERVICE_RTC = 1
+SERVICE_RTM = 2
+PRIVILEGE_JOIN_CHANNEL = 1
+PRIVILEGE_PUBLISH_AUDIO = 2
+PRIVILEGE_PUBLISH_VIDEO = 3
+PRIVILEGE_PUBLISH_DATA = 4
+PRIVILEGE_RTM_LOGIN_007 = 1
+PRIVILEGE_RTM_LOGIN_006 = 1000
+
+PUBLISHER_PRIVILEGES = (
+    PRIVILEGE_JOIN_CHANNEL,
+    PRIVILEGE_PUBLISH_AUDIO,
+    PRIVILEGE_PUBLISH_VIDEO,
+    PRIVILEGE_PUBLISH_DATA,
+)
+SUBSCRIBER_PRIVILEGES = (PRIVILEGE_JOIN_CHANNEL,)
+
+# Agora's builders draw salts from 1..99999999; so do we.
+SALT_MAX = 99_999_999
+
+_HEX32 = re.compile(r"[0-9a-fA-F]{32}")
+_APP_ID_LENGTH = 32
+
+
+class InvalidTokenError(ValueError):
+    """The string is not a well-formed 006 or 007 token."""
+
+
+@dataclass(frozen=True)
+class BuiltToken:
+    """A freshly built token and the true moments it was issued and stops working."""
+
+    token: str
+    version: str
+    issued_at: int
+    expires_at: int
+
+    @property
+    def expires_in(self) -> int:
+        return self.expires_at - self.issued_at
+
+
+@dataclass(frozen=True)
+class DecodedService:
+    """One service inside a token: its privileges and whom it names."""
+
+    type: int
+    privileges: dict[int, int]
+    channel: str | None = None  # RTC (007)
+    account: str | None = None  # RTC uid as signed ("" = wildcard), 007
+    user_id: str | None = None  # RTM (007)
+
+
+@dataclass(frozen=True)
+class DecodedToken:
+    """Every field of a 006 or 007 token.
+
+    007: privileges are seconds after `issued_at`. 006: privileges are absolute unix times,
+    the channel and uid are carried only as CRC32s, and `issued_at` is inferred from `ts`.
+    """
+
+    version: str
+    app_id: str
+    issued_at: int
+    expires_at: int
+    salt: int
+    services: tuple[DecodedService, ...]
+    signature: bytes
+    signed_content: bytes  # the bytes the signature covers (006: without channel and uid)
+    ts: int | None = None  # 006
+    channel_crc: int | None = None  # 006
+    account_crc: int | None = None  # 006
+
+    def service(self, service_type: int) -> DecodedService | None:
+        return next((s for s in self.services if s.type == service_type), None)
+
+
+def is_hex32(value: object) -> bool:
+    """True when value is a 32-character hex string (the form of an App ID and certificate)."""
+    return isinstance(value, str) and _HEX32.fullmatch(value) is not None
+
+
+def new_salt() -> int:
+    """A random salt in Agora's range, from the OS's CSPRNG."""
+    return secrets.randbelow(SALT_MAX) + 1
+
+
+# --- building ---------------------------------------------------------------------------------
+
+
+def _check_credentials(app_id: str, app_certificate: str) -> None:
+    if not is_hex32(app_id):
+        raise ValueError("app_id must be 32 hex characters")
+    if not is_hex32(app_certificate):
+        raise ValueError("app_certificate must be 32 hex characters")
+
+
+def _check_uint32(name: str, value: int, low: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= UID_MAX:
+        raise ValueError(f"{name} must be an integer in {low}..{UID_MAX}")
+
+
+def build_007(
+    *,
+    app_id: str,
+    app_certificate: str,
+    issue_ts: int,
+    expire: int,
+    salt: int,
+    rtc: tuple[str, int, Mapping[int, int]] | None = None,
+    rtm: tuple[str, Mapping[int, int]] | None = None,
+) -> str:
+    """Sign a 007 token: rtc=(channel, uid, privileges), rtm=(user_id, privileges).
+
+    Privilege values are seconds after issue_ts, as Agora's format wants.
+    """
+    _check_credentials(app_id, app_certificate)
+    _check_uint32("issue_ts", issue_ts, 1)
+    _check_uint32("expire", expire)
+    _check_uint32("salt", salt, 1)
+    token = AccessToken007(app_id, app_certificate, issue_ts=issue_ts, expire=expire)
+    # The library draws its own salt and keeps it private; the engine decides it instead.
+    token._AccessToken__salt = salt
+    if rtc is not None:
+        channel, uid, privileges = rtc
+        _check_uint32("uid", uid, UID_MIN)
+        service = ServiceRtc007(channel, uid)
+        for privilege, value in privileges.items():
+            service.add_privilege(privilege, value)
+        token.add_service(service)
+    if rtm is not None:
+        user_id, privileges = rtm
+        service = ServiceRtm007(user_id)
+        for privilege, value in privileges.items():
+            service.add_privilege(privilege, value)
+        token.add_service(service)
+    result = token.build()
+    # build() answers '' instead of raising when the credentials or services are unusable.
+    if not result:
+        raise ValueError("agoraiotools refused to build the token (no service?)")
+    return result
+
+
+def build_006(
+    *,
+    app_id: str,
+    app_certificate: str,
+    channel: str,
+    account: str,
+    privileges: Mapping[int, int],
+    ts: int,
+    salt: int,
+) -> str:
+    """Sign a 006 token. Privilege values are absolute unix times; RTM puts the user id in
+    `channel` and leaves `account` empty (Agora's design)."""
+    _check_credentials(app_id, app_certificate)
+    _check_uint32("ts", ts, 1)
+    _check_uint32("salt", salt, 1)
+    if not privileges:
+        raise ValueError("a 006 token needs at least one privilege")
+    token = AccessToken006(app_id, app_certificate, channel, "")
+    token.uidStr = account  # set directly: the constructor turns uid 0 into "" but keeps "0"
+    token.ts = ts
+    token.salt = salt
+    for privilege, value in privileges.items():
+        _check_uint32("privilege expiry", value)
+        token.addPrivilege(privilege, value)
+    return token.build()
+
+
+def _check_lifetime(lifetime: int) -> None:
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int):
+        raise ValueError("lifetime must be an integer")
+    if not 1 <= lifetime <= MAX_LIFETIME:
+        raise ValueError(f"lifetime must be within 1..{MAX_LIFETIME} seconds")
+
+
+def _check_version(version: str) -> None:
+    if version not in VERSIONS:
+        raise ValueError(f"version must be one of {', '.join(VERSIONS)}")
+
+
+def build_rtc_token(
+    *,
+    app_id: str,
+    app_certificate: str,
+    channel: str,
+    uid: int,
+    publisher: bool,
+    lifetime: int,
+    now: int,
+    version: str = VERSION_007,
+    salt: int | None = None,
+) -> BuiltToken:
+    """An RTC token for one uid in one channel: publisher gets join + publish audio, video and
+    data; subscriber gets join only. Every privilege lasts `lifetime` seconds from `now`."""
+    _check_version(version)
+    _check_lifetime(lifetime)
+    _check_uint32("uid", uid, UID_MIN)
+    if not channel:
+        raise ValueError("channel must not be empty")
+    salt = new_salt() if salt is None else salt
+    wanted = PUBLISHER_PRIVILEGES if publisher else SUBSCRIBER_PRIVILEGES
+    if version == VERSION_007:
+        token = build_007(
+            app_id=app_id,
+            app_certificate=app_certificate,
+            issue_ts=now,
+            expire=lifetime,
+            salt=salt,
+            rtc=(channel, uid, dict.fromkeys(wanted, lifetime)),
+        )
+    else:
+        token = build_006(
+            app_id=app_id,
+            app_certificate=app_certificate,
+            channel=channel,
+            account=str(uid),
+            privileges=dict.fromkeys(wanted, now + lifetime),
+            ts=now + TS_006_OFFSET,
+            salt=salt,
+        )
+    return BuiltToken(token=token, version=version, issued_at=now, expires_at=now + lifetime)
+
+
+def build_rtm_token(
+    *,
+    app_id: str,
+    app_certificate: str,
+    user_id: str,
+    lifetime: int,
+    now: int,
+    version: str = VERSION_007,
+    salt: int | None = None,
+) -> BuiltToken:
+    """An RTM login token for one user id. 007 honours `lifetime`; 006 is always valid 24 h
+    (Agora ignores the privilege's expiry), and the result says so."""
+    _check_version(version)
+    _check_lifetime(lifetime)
+    if not user_id:
+        raise ValueError("user_id must not be empty")
+    salt = new_salt() if salt is None else salt
+    if version == VERSION_007:
+        token = build_007(
+            app_id=app_id,
+            app_certificate=app_certificate,
+            issue_ts=now,
+            expire=lifetime,
+            salt=salt,
+            rtm=(user_id, {PRIVILEGE_RTM_LOGIN_007: lifetime}),
+        )
+        return BuiltToken(token=token, version=version, issued_at=now, expires_at=now + lifetime)
+    ts = now + TS_006_OFFSET
+    token = build_006(
+        app_id=app_id,
+        app_certificate=app_certificate,
+        channel=user_id,
+        account="",
+        # Stamp the privilege with the expiry that really applies, so the token reads true.
+        privileges={PRIVILEGE_RTM_LOGIN_006: ts},
+        ts=ts,
+        salt=salt,
+    )
+    return BuiltToken(token=token, version=version, issued_at=now, expires_at=ts)
+
+
+# --- decoding ---------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Little-endian reader over Agora's packed bytes that refuses to read past the end."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise InvalidTokenError("token content is truncated")
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def uint16(self) -> int:
+        return struct.unpack("<H", self.take(2))[0]
+
+    def uint32(self) -> int:
+        return struct.unpack("<I", self.take(4))[0]
+
+    def int16(self) -> int:
+        return struct.unpack("<h", self.take(2))[0]
+
+    def bytes_(self) -> bytes:
+        return self.take(self.uint16())
+
+    def text(self) -> str:
+        try:
+            return self.bytes_().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidTokenError("token carries a string that is not UTF-8") from exc
+
+    def uint32_map(self) -> dict[int, int]:
+        return {self.uint16(): self.uint32() for _ in range(self.uint16())}
+
+    def rest(self) -> bytes:
+        return self.data[self.pos :]
+
+    def end(self) -> None:
+        if self.pos != len(self.data):
+            raise InvalidTokenError("token has trailing bytes")
+
+
+def _b64(data: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidTokenError("token is not valid base64") from exc
+
+
+def _decode_007(body: str) -> DecodedToken:
+    try:
+        # Bound the output: a real token inflates to well under 64 KiB.
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(_b64(body), 65536)
+        if inflater.unconsumed_tail or not inflater.eof:
+            raise InvalidTokenError("token content is not a complete zlib stream")
+    except zlib.error as exc:
+        raise InvalidTokenError("token content is not zlib-compressed") from exc
+    reader = _Reader(raw)
+    signature = reader.bytes_()
+    signed = reader.rest()
+    app_id = reader.text()
+    issue_ts = reader.uint32()
+    expire = reader.uint32()
+    salt = reader.uint32()
+    services = []
+    for _ in range(reader.uint16()):
+        service_type = reader.uint16()
+        privileges = reader.uint32_map()
+        if service_type == SERVICE_RTC:
+            channel = reader.text()
+            account = reader.text()
+            services.append(DecodedService(service_type, privileges, channel=channel, account=account))
+        elif service_type in (SERVICE_RTM, 5):  # RTM and Chat carry a user id
+            services.append(DecodedService(service_type, privileges, user_id=reader.text()))
+        elif service_type == 4:  # FPA: privileges only
+            services.append(DecodedService(service_type, privileges))
+        elif service_type == 7:  # APaaS: room uuid, user uuid, role
+            room, user = reader.text(), reader.text()
+            reader.int16()
+            services.append(DecodedService(service_type, privileges, channel=room, user_id=user))
+        else:
+            raise InvalidTokenError(f"token has unknown service type {service_type}")
+    reader.end()
+    return DecodedToken(
+        version=VERSION_007,
+        app_id=app_id,
+        issued_at=issue_ts,
+        expires_at=issue_ts + expire,
+        salt=salt,
+        services=tuple(services),
+        signature=signature,
+        signed_content=signed,
+    )
+
+
+def _decode_006(body: str) -> DecodedToken:
+    app_id, content = body[:_APP_ID_LENGTH], body[_APP_ID_LENGTH:]
+    if not is_hex32(app_id):
+        raise InvalidTokenError("006 token does not start with a 32-hex App ID")
+    reader = _Reader(_b64(content))
+    signature = reader.bytes_()
+    channel_crc = reader.uint32()
+    account_crc = reader.uint32()
+    message = reader.bytes_()
+    reader.end()
+    inner = _Reader(message)
+    salt = inner.uint32()
+    ts = inner.uint32()
+    privileges = inner.uint32_map()
+    inner.end()
+    if set(privileges) == {PRIVILEGE_RTM_LOGIN_006}:
+        service = DecodedService(SERVICE_RTM, privileges)
+        expires_at = ts  # Agora ignores the RTM privilege's own expiry
+    else:
+        service = DecodedService(SERVICE_RTC, privileges)
+        expires_at = min([ts, *(value for value in privileges.values() if value)])
+    return DecodedToken(
+        version=VERSION_006,
+        app_id=app_id,
+        issued_at=ts - TS_006_OFFSET,
+        expires_at=expires_at,
+        salt=salt,
+        services=(service,),
+        signature=signature,
+        signed_content=message,
+        ts=ts,
+        channel_crc=channel_crc,
+        account_crc=account_crc,
+    )
+
+
+def decode(token: str) -> DecodedToken:
+    """Every field of a 006 or 007 token; InvalidTokenError if it is neither."""
+    if not isinstance(token, str) or not token.isascii():
+        raise InvalidTokenError("token must be an ASCII string")
+    version, body = token[:3], token[3:]
+    try:
+        if version == VERSION_007:
+            return _decode_007(body)
+        if version == VERSION_006:
+            return _decode_006(body)
+    except struct.error as exc:  # pragma: no cover - _Reader checks lengths first
+        raise InvalidTokenError("token content is malformed") from exc
+    raise InvalidTokenError("token version must be 006 or 007")
+
+
+def _crc(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8")) & 0xFFFFFFFF
+
+
+def verify(
+    token: str | DecodedToken,
+    app_certificate: str,
+    *,
+    channel: str | None = None,
+    account: str | None = None,
+) -> bool:
+    """True when the token's signature verifies under app_certificate.
+
+    007 carries everything it signs. 006 signs the channel and uid but carries only their
+    CRC32s, so pass the `channel` and `account` (str(uid); RTM: channel=user id, account="")
+    you expect, for example from the audit row.
+    """
+    decoded = decode(token) if isinstance(token, str) else token
+    if not is_hex32(app_certificate):
+        return False
+    cert = app_certificate.encode("utf-8")
+    if decoded.version == VERSION_007:
+        key = hmac.new(struct.pack("<I", decoded.issued_at), cert, hashlib.sha256).digest()
+        key = hmac.new(struct.pack("<I", decoded.salt), key, hashlib.sha256).digest()
+        expected = hmac.new(key, decoded.signed_content, hashlib.sha256).digest()
+        return hmac.compare_digest(expected, decoded.signature)
+    if channel is None or account is None:
+        raise ValueError("a 006 token is verified against the channel and account it names")
+    if _crc(channel) != decoded.channel_crc or _crc(account) != decoded.account_crc:
+        return False
+    message = decoded.app_id.encode("utf-8") + channel.encode("utf-8") + account.encode("utf-8")
+    expected = hmac.new(cert, message + decoded.signed_content, hashlib.sha256).digest()
+    return hmac.compare_digest(expected, decoded.signature)
+
+
+def inspect(
+    token: str,
+    app_certificate: str,
+    *,
+    channel: str | None = None,
+    account: str | None = None,
+) -> dict:
+    """A JSON-ready summary of a token and whether its signature verifies.
+
+    For 006, pass the channel and account (see verify); without them `signature_valid` is None.
+    """
+    decoded = decode(token)
+    if decoded.version == VERSION_006 and (channel is None or account is None):
+        valid = None
+    else:
+        valid = verify(decoded, app_certificate, channel=channel, account=account)
+    return {
+        "version": decoded.version,
+        "app_id": decoded.app_id,
+        "issued_at": decoded.issued_at,
+        "expires_at": decoded.expires_at,
+        "salt": decoded.salt,
+        "services": [
+            {
+                "type": {SERVICE_RTC: "rtc", SERVICE_RTM: "rtm"}.get(s.type, str(s.type)),
+                "privileges": {str(k): v for k, v in sorted(s.privileges.items())},
+                **({"channel": s.channel} if s.channel is not None else {}),
+                **({"account": s.account} if s.account is not None else {}),
+                **({"user_id": s.user_id} if s.user_id is not None else {}),
+            }
+            for s in decoded.services
+        ],
+        "signature_valid": valid,
+    }
