@@ -1,0 +1,109 @@
+"""System checks for the Agora settings: `manage.py check` names the setting that is wrong."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from tokens import agora
+from tokens.validators import MIN_LIFETIME
+
+# Credentials that must never sign production tokens: the obviously fake pair that
+# .env.example ships for development, and the pair published in the tutorial this server
+# replaces (anyone can mint tokens with those).
+DEVELOPMENT_CREDENTIALS = {
+    "0123456789abcdef0123456789abcdef",
+    "fedcba9876543210fedcba9876543210",
+    "e004df68b67841a1b6ea7c08b7225814",
+    "521c7307f1d547e080c34585dd20662e",
+}
+PUBLISHER_POLICIES = ("open", "permission")
+
+
+def _hex32_error(name: str, value: object, check_id: str) -> list[Error]:
+    if agora.is_hex32(value):
+        return []
+    state = "is not set" if not value else "is not 32 hexadecimal characters"
+    return [
+        Error(
+            f"{name} {state}; token endpoints answer 503 agora_not_configured.",
+            hint=f"Set {name} to the value from Agora Console (Project > Config).",
+            id=check_id,
+        )
+    ]
+
+
+@register("agora")
+def check_agora_settings(app_configs=None, **kwargs) -> list[Error]:
+    """AGORA_* settings: credentials present and well-formed, knobs within Agora's limits."""
+    errors = _hex32_error("AGORA_APP_ID", settings.AGORA_APP_ID, "tokens.E001")
+    errors += _hex32_error("AGORA_APP_CERTIFICATE", settings.AGORA_APP_CERTIFICATE, "tokens.E002")
+    for name, check_id in (
+        ("AGORA_TOKEN_VERSION", "tokens.E003"),
+        ("AGORA_COMPAT_TOKEN_VERSION", "tokens.E004"),
+    ):
+        value = getattr(settings, name)
+        if value not in agora.VERSIONS:
+            errors.append(Error(f"{name} is {value!r}; it must be 006 or 007.", id=check_id))
+    max_ttl = settings.AGORA_TOKEN_MAX_TTL
+    if not isinstance(max_ttl, int) or not MIN_LIFETIME <= max_ttl <= agora.MAX_LIFETIME:
+        errors.append(
+            Error(
+                f"AGORA_TOKEN_MAX_TTL is {max_ttl!r}; it must be within "
+                f"{MIN_LIFETIME}..{agora.MAX_LIFETIME} seconds (Agora caps tokens at 24 h).",
+                id="tokens.E005",
+            )
+        )
+    ttl = settings.AGORA_TOKEN_TTL
+    if not isinstance(ttl, int) or not MIN_LIFETIME <= ttl <= min(max_ttl, agora.MAX_LIFETIME):
+        errors.append(
+            Error(
+                f"AGORA_TOKEN_TTL is {ttl!r}; it must be within "
+                f"{MIN_LIFETIME}..AGORA_TOKEN_MAX_TTL ({max_ttl}) seconds.",
+                id="tokens.E006",
+            )
+        )
+    policy = settings.AGORA_PUBLISHER_POLICY
+    if policy not in PUBLISHER_POLICIES:
+        errors.append(
+            Error(
+                f"AGORA_PUBLISHER_POLICY is {policy!r}; it must be 'open' or 'permission'.",
+                id="tokens.E007",
+            )
+        )
+    if settings.TRUSTED_PROXY_COUNT < 0:
+        errors.append(Error("TRUSTED_PROXY_COUNT must be 0 or more.", id="tokens.E008"))
+    return errors
+
+
+@register(Tags.security, deploy=True)
+def check_deployment(app_configs=None, **kwargs) -> list[Error | Warning]:
+    """`check --deploy`: no development credentials, a shared throttle cache, no demo password."""
+    problems: list[Error | Warning] = []
+    for name in ("AGORA_APP_ID", "AGORA_APP_CERTIFICATE"):
+        if getattr(settings, name).lower() in DEVELOPMENT_CREDENTIALS:
+            problems.append(
+                Error(
+                    f"{name} is a development or published value, not your project's.",
+                    hint="Use the App ID and certificate of your Agora project.",
+                    id="tokens.E010",
+                )
+            )
+    backend = settings.CACHES["default"]["BACKEND"]
+    if backend.endswith("LocMemCache"):
+        problems.append(
+            Warning(
+                "The cache is local memory: each process counts throttles on its own.",
+                hint="With several processes or hosts set CACHE_URL=redis://host:6379/0.",
+                id="tokens.W011",
+            )
+        )
+    if settings.DEMO_PASSWORD:
+        problems.append(
+            Warning(
+                "DEMO_PASSWORD is set; the demo account is for development only.",
+                hint="Unset DEMO_PASSWORD and delete the demo user in production.",
+                id="tokens.W012",
+            )
+        )
+    return problems

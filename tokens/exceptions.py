@@ -1,0 +1,141 @@
+"""The one error shape: {"error": {"code": ..., "message": ..., "fields": {...}}}.
+
+Services raise TokenServiceError (never DRF exceptions) so the admin and management commands
+can call them too; the API exception handler turns it, and every DRF error, into that shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class TokenServiceError(Exception):
+    """A domain error with a stable machine code, an HTTP status and optional field errors."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int = 400,
+        fields: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.fields = {name: list(errors) for name, errors in (fields or {}).items()}
+
+    @classmethod
+    def from_validation_error(cls, field: str, exc: DjangoValidationError) -> TokenServiceError:
+        """Turn a validator's Django ValidationError on one field into the domain error."""
+        messages = list(exc.messages)
+        return cls("invalid", f"{field}: {messages[0]}", fields={field: messages})
+
+
+def _printable(text: str) -> str:
+    # Messages may echo client input; a lone surrogate from JSON would make the response
+    # unencodable (a 500), so it is shown escaped instead.
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def error_body(code: str, message: str, fields: Mapping[str, Sequence[str]] | None = None) -> dict:
+    """The JSON body every error response carries."""
+    return {
+        "error": {
+            "code": code,
+            "message": _printable(message),
+            "fields": {
+                _printable(name): [_printable(e) for e in errors] for name, errors in (fields or {}).items()
+            },
+        }
+    }
+
+
+def _flatten(detail: object) -> list[str]:
+    if isinstance(detail, dict):
+        return [f"{key}: {msg}" for key, value in detail.items() for msg in _flatten(value)]
+    if isinstance(detail, list):
+        return [msg for item in detail for msg in _flatten(item)]
+    return [str(detail)]
+
+
+def _field_errors(detail: object) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        return {str(name): _flatten(value) for name, value in detail.items()}
+    return {"body": _flatten(detail)}
+
+
+_CODES = {
+    drf.ValidationError: "invalid",
+    drf.ParseError: "parse_error",
+    drf.NotAuthenticated: "not_authenticated",
+    drf.AuthenticationFailed: "authentication_failed",
+    drf.PermissionDenied: "permission_denied",
+    drf.NotFound: "not_found",
+    drf.MethodNotAllowed: "method_not_allowed",
+    drf.NotAcceptable: "not_acceptable",
+    drf.UnsupportedMediaType: "unsupported_media_type",
+    drf.Throttled: "throttled",
+}
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: every handled error in the one shape; None lets a bug be a 500."""
+    if isinstance(exc, TokenServiceError):
+        response = Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+        if exc.status == 401:
+            response["WWW-Authenticate"] = "Token"  # RFC 9110: a 401 names its scheme
+        return response
+    if isinstance(exc, Http404):
+        exc = drf.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), "error")
+    if isinstance(exc, drf.ValidationError):
+        fields = _field_errors(exc.detail)
+        message = "; ".join(f"{name}: {errors[0]}" for name, errors in fields.items())
+    elif isinstance(exc, drf.ParseError):
+        fields = {"body": [str(exc.detail)]}
+        message = f"body: {exc.detail}"
+    else:
+        fields = {}
+        message = str(exc.detail) if isinstance(exc, drf.APIException) else str(exc)
+    response.data = error_body(code, message, fields)
+    return response
+
+
+# --- Django-level handlers, for requests that never reach a DRF view ------------------------
+
+
+def _json_error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status)
+
+
+def bad_request(request, exception=None):
+    return _json_error(400, "bad_request", "The request could not be understood.")
+
+
+def permission_denied(request, exception=None):
+    return _json_error(403, "permission_denied", "You do not have permission to do this.")
+
+
+def page_not_found(request, exception=None):
+    return _json_error(404, "not_found", f"No endpoint at {request.path!r}.")
+
+
+def server_error(request):
+    return _json_error(500, "server_error", "Internal error; it has been logged.")

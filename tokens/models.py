@@ -1,0 +1,129 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from tokens import agora
+
+
+class AgoraIdentity(models.Model):
+    """A user's one Agora uid, chosen once at random and never changed or reused.
+
+    When the user is deleted the row stays (user becomes NULL) so the uid stays reserved and
+    the audit trail keeps meaning one person per uid.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="agora_identity",
+    )
+    uid = models.PositiveBigIntegerField("Agora uid", unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = "Agora identity"
+        verbose_name_plural = "Agora identities"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(uid__gte=agora.UID_MIN) & Q(uid__lte=agora.UID_MAX),
+                name="agora_identity_uid_range",
+            ),
+        ]
+        permissions = [("publish", "Can request publisher RTC tokens")]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._loaded_uid = self.uid
+
+    def __str__(self) -> str:
+        return f"uid {self.uid}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding and self.uid != self._loaded_uid:
+            raise ValueError("an Agora uid never changes once issued")
+        super().save(*args, **kwargs)
+        self._loaded_uid = self.uid
+
+    @property
+    def rtm_user_id(self) -> str:
+        return str(self.uid)
+
+
+class IssuedTokenQuerySet(models.QuerySet):
+    # No update() guard: deleting a user must still be able to SET_NULL the user column.
+    def delete(self):
+        raise TypeError("the token audit log is append-only")
+
+
+class IssuedToken(models.Model):
+    """One row per issued token, written in the same transaction that makes the token.
+
+    The token itself is a bearer credential and is never stored: only its SHA-256.
+    """
+
+    class Service(models.TextChoices):
+        RTC = "rtc", "RTC (voice/video)"
+        RTM = "rtm", "RTM (messaging)"
+
+    class Role(models.TextChoices):
+        PUBLISHER = "publisher", "Publisher"
+        SUBSCRIBER = "subscriber", "Subscriber"
+
+    class Version(models.TextChoices):
+        V006 = agora.VERSION_006, "006 (AccessToken)"
+        V007 = agora.VERSION_007, "007 (AccessToken2)"
+
+    class Source(models.TextChoices):
+        API = "api", "API"
+        COMPAT = "compat", "Tutorial-compatible endpoint"
+        ADMIN = "admin", "Admin"
+        CLI = "cli", "Management command"
+
+    issued_at = models.DateTimeField(db_index=True)
+    expires_at = models.DateTimeField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="issued_agora_tokens",
+    )
+    username = models.CharField(max_length=150, db_index=True)
+    service = models.CharField(max_length=3, choices=Service.choices)
+    version = models.CharField(max_length=3, choices=Version.choices)
+    channel = models.CharField(max_length=64, blank=True, db_index=True)
+    uid = models.PositiveBigIntegerField("Agora uid", db_index=True)
+    rtm_user_id = models.CharField("RTM user id", max_length=64, blank=True)
+    role = models.CharField(max_length=10, choices=Role.choices, blank=True)
+    source = models.CharField(max_length=6, choices=Source.choices)
+    client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
+    user_agent = models.CharField(max_length=256, blank=True)
+    token_sha256 = models.CharField("token SHA-256", max_length=64, db_index=True)
+
+    objects = IssuedTokenQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "issued token"
+        ordering = ["-issued_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(uid__gte=agora.UID_MIN) & Q(uid__lte=agora.UID_MAX),
+                name="issued_token_uid_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("issued_at")),
+                name="issued_token_expires_after_issue",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.version} for {self.username} at {self.issued_at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("the token audit log is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("the token audit log is append-only")
