@@ -1,0 +1,32 @@
+"""Who is calling: client IP (proxy-aware only when configured) and user agent."""
+
+import ipaddress
+
+from django.conf import settings
+
+
+def _ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
+def client_ip(request) -> str | None:
+    """REMOTE_ADDR, unless TRUSTED_PROXY_COUNT proxies append to X-Forwarded-For: then the
+    address the outermost trusted proxy saw. A client cannot spoof it by sending the header."""
+    remote = _ip(request.META.get("REMOTE_ADDR", ""))
+    proxies = settings.TRUSTED_PROXY_COUNT
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if proxies <= 0 or not forwarded:
+        return remote
+    hops = [hop for hop in forwarded.split(",") if hop.strip()]
+    if not hops:
+        return remote
+    # Each trusted proxy appends the address it received from; the last `proxies` entries
+    # were written by our proxies, the one they name first is the client.
+    return _ip(hops[-min(proxies, len(hops))]) or remote
+
+
+def user_agent(request) -> str:
+    return request.META.get("HTTP_USER_AGENT", "")

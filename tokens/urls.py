@@ -1,0 +1,16 @@
+from django.urls import path
+
+from tokens import views
+
+app_name = "tokens"
+
+urlpatterns = [
+    path("api/v1/auth/token/", views.ApiTokenView.as_view(), name="auth-token"),
+    path("api/v1/me/", views.MeView.as_view(), name="me"),
+    path("api/v1/tokens/rtc/", views.RtcTokenView.as_view(), name="rtc-token"),
+    path("api/v1/tokens/rtm/", views.RtmTokenView.as_view(), name="rtm-token"),
+    # The tutorial's contract, kept for its clients (login now required).
+    path("rtctoken", views.CompatRtcTokenView.as_view(), name="compat-rtc-token"),
+    path("rtmtoken", views.CompatRtmTokenView.as_view(), name="compat-rtm-token"),
+    path("healthz", views.HealthView.as_view(), name="health"),
+]

@@ -1,0 +1,171 @@
+"""Thin API views: validate -> one service call -> serialize."""
+
+import logging
+
+from django.db import DatabaseError, connection
+from django.http import HttpResponse
+from django.urls import reverse
+from django.utils.html import escape
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tokens import clients, services
+from tokens.authentication import ApiTokenAuthentication
+from tokens.exceptions import error_body
+from tokens.models import IssuedToken
+from tokens.serializers import (
+    CompatRtcInput,
+    CompatRtcOutput,
+    CompatRtmInput,
+    CompatRtmOutput,
+    ErrorOutput,
+    LoginInput,
+    LoginOutput,
+    MeOutput,
+    RtcTokenInput,
+    RtcTokenOutput,
+    RtmTokenInput,
+    RtmTokenOutput,
+)
+from tokens.throttling import ScopedThrottle
+
+logger = logging.getLogger(__name__)
+
+ERRORS = {code: ErrorOutput for code in (400, 401, 403, 415, 429, 503)}
+
+
+def _caller(request) -> dict:
+    return {"client_ip": clients.client_ip(request), "user_agent": clients.user_agent(request)}
+
+
+class TokenView(APIView):
+    """Base for the endpoints that issue Agora tokens: login required, per-user throttle."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "tokens"
+
+
+class ApiTokenView(APIView):
+    """POST: username + password -> API token. DELETE: revoke the token sent."""
+
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "auth"
+
+    def _is_login(self) -> bool:
+        # The schema generator inspects the view without a request.
+        return getattr(self.request, "method", None) == "POST"
+
+    def get_authenticators(self):
+        # Login must not trip over a stale Authorization header; logout needs the API token.
+        return [] if self._is_login() else [ApiTokenAuthentication()]
+
+    def get_permissions(self):
+        return [AllowAny()] if self._is_login() else [IsAuthenticated()]
+
+    @extend_schema(request=LoginInput, responses={200: LoginOutput, **ERRORS}, auth=[])
+    def post(self, request):
+        data = LoginInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        login = services.log_in(request=request, **data.validated_data)
+        body = {"token": login.key, "expires_at": login.expires_at, "username": login.user.get_username()}
+        return Response(LoginOutput(body).data)
+
+    @extend_schema(request=None, responses={204: None, 401: ErrorOutput})
+    def delete(self, request):
+        services.log_out(request=request, api_token=request.auth)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    @extend_schema(responses={200: MeOutput, 401: ErrorOutput})
+    def get(self, request):
+        identity = services.get_or_create_identity(user=request.user)
+        body = {
+            "username": request.user.get_username(),
+            "uid": identity.uid,
+            "rtm_user_id": identity.rtm_user_id,
+        }
+        return Response(MeOutput(body).data)
+
+
+class RtcTokenView(TokenView):
+    @extend_schema(request=RtcTokenInput, responses={201: RtcTokenOutput, **ERRORS})
+    def post(self, request):
+        data = RtcTokenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        issued = services.issue_rtc_token(user=request.user, **data.validated_data, **_caller(request))
+        return Response(RtcTokenOutput(issued).data, status=status.HTTP_201_CREATED)
+
+
+class RtmTokenView(TokenView):
+    @extend_schema(request=RtmTokenInput, responses={201: RtmTokenOutput, **ERRORS})
+    def post(self, request):
+        data = RtmTokenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        issued = services.issue_rtm_token(user=request.user, **data.validated_data, **_caller(request))
+        return Response(RtmTokenOutput(issued).data, status=status.HTTP_201_CREATED)
+
+
+class CompatRtcTokenView(TokenView):
+    """The tutorial's POST /rtctoken, now bound to the caller's own uid."""
+
+    @extend_schema(request=CompatRtcInput, responses={200: CompatRtcOutput, **ERRORS})
+    def post(self, request):
+        data = CompatRtcInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        issued = services.issue_rtc_token(
+            user=request.user, **data.validated_data, source=IssuedToken.Source.COMPAT, **_caller(request)
+        )
+        return Response(CompatRtcOutput(issued).data)
+
+
+class CompatRtmTokenView(TokenView):
+    """The tutorial's POST /rtmtoken, for the caller's own RTM user id only."""
+
+    @extend_schema(request=CompatRtmInput, responses={200: CompatRtmOutput, **ERRORS})
+    def post(self, request):
+        data = CompatRtmInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        issued = services.issue_rtm_token(
+            user=request.user, **data.validated_data, source=IssuedToken.Source.COMPAT, **_caller(request)
+        )
+        return Response(CompatRtmOutput(issued).data)
+
+
+class HealthView(APIView):
+    """Liveness plus a database round trip, for load balancers."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: OpenApiResponse(description="ok"), 503: ErrorOutput}, auth=[])
+    def get(self, request):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except DatabaseError:
+            logger.exception("health check: database unavailable")
+            body = error_body("unhealthy", "database: unavailable", {"database": ["unavailable"]})
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response({"status": "ok", "database": "ok"})
+
+
+def index(request):
+    """The tutorial's greeting, with the way in."""
+    links = [
+        ("API documentation (Swagger UI)", reverse("swagger-ui")),
+        ("OpenAPI schema", reverse("schema")),
+        ("Your Agora uid (GET, login required)", reverse("tokens:me")),
+        ("Admin (audit log)", reverse("admin:index")),
+        ("Health", reverse("tokens:health")),
+    ]
+    items = "".join(f'<li><a href="{escape(url)}">{escape(label)}</a></li>' for label, url in links)
+    html = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Agora Auth Token Server</title></head>"
+        f"<body><h1>Agora Auth Token Server</h1><ul>{items}</ul></body></html>"
+    )
+    return HttpResponse(html)
