@@ -30,9 +30,7 @@ def _pinned_settings(settings):
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"tokens": "10000/min", "auth": "10000/min"},
     }
-    cache.clear()
-    yield
-    cache.clear()
+    cache.clear()  # throttle counters from an earlier test
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ DEVELOPMENT_CREDENTIALS = {
     "521c7307f1d547e080c34585dd20662e",
 }
 PUBLISHER_POLICIES = ("open", "permission")
+# Cache backends that every process and host see alike, so throttles hold across them.
+SHARED_CACHES = ("RedisCache", "PyMemcacheCache", "PyLibMCCache", "DatabaseCache")
 
 
 def _hex32_error(name: str, value: object, check_id: str) -> list[Error]:
@@ -89,11 +91,11 @@ def check_deployment(app_configs=None, **kwargs) -> list[Error | Warning]:
                     id="tokens.E010",
                 )
             )
-    backend = settings.CACHES["default"]["BACKEND"]
-    if backend.endswith("LocMemCache"):
+    backend = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+    if backend not in SHARED_CACHES:
         problems.append(
             Warning(
-                "The cache is local memory: each process counts throttles on its own.",
+                f"The cache ({backend}) is not shared: each process counts throttles on its own.",
                 hint="With several processes or hosts set CACHE_URL=redis://host:6379/0.",
                 id="tokens.W011",
             )

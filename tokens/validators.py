@@ -22,8 +22,10 @@ def _check_name(value: str, what: str) -> None:
         raise ValidationError(f"{what} must not be empty.", code="blank")
     # The set is ASCII, so once it matches, characters and bytes count the same.
     if not _NAME.fullmatch(value):
+        bad = next(c for c in value if not _NAME.fullmatch(c))
         raise ValidationError(
-            f"{what} may contain only {ALLOWED_CHARACTERS_TEXT}.", code="invalid_characters"
+            f"{what} contains {bad!r}, which Agora does not allow (allowed: {ALLOWED_CHARACTERS_TEXT}).",
+            code="invalid_characters",
         )
     if len(value) > MAX_NAME_BYTES:
         raise ValidationError(
@@ -45,14 +47,6 @@ def validate_rtm_user_id(value: str) -> None:
         raise ValidationError("RTM user id must not start with a space.", code="leading_space")
 
 
-def validate_uid(value: int) -> None:
-    """Agora uid: 1..2^32-1 (0 is the wildcard and is never issued)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError("uid must be an integer.", code="invalid")
-    if not agora.UID_MIN <= value <= agora.UID_MAX:
-        raise ValidationError(f"uid must be within {agora.UID_MIN}..{agora.UID_MAX}.", code="range")
-
-
 def max_lifetime() -> int:
     """The longest token lifetime this server grants (never above Agora's 24 h)."""
     return min(settings.AGORA_TOKEN_MAX_TTL, agora.MAX_LIFETIME)
@@ -61,17 +55,15 @@ def max_lifetime() -> int:
 def validate_lifetime(value: int) -> None:
     """Token lifetime in seconds: MIN_LIFETIME..AGORA_TOKEN_MAX_TTL (at most 86400)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError("expires_in must be an integer number of seconds.", code="invalid")
+        raise ValidationError("Must be an integer number of seconds.", code="invalid")
     high = max_lifetime()
     if not MIN_LIFETIME <= value <= high:
-        raise ValidationError(
-            f"expires_in must be within {MIN_LIFETIME}..{high} seconds (got {value}).", code="range"
-        )
+        raise ValidationError(f"Must be within {MIN_LIFETIME}..{high} seconds (got {value}).", code="range")
 
 
 def validate_version(value: str) -> None:
     """Token version: 006 or 007."""
     if value not in agora.VERSIONS:
         raise ValidationError(
-            f"version must be one of {', '.join(agora.VERSIONS)} (got {value!r}).", code="invalid_choice"
+            f"Must be one of {', '.join(agora.VERSIONS)} (got {value!r}).", code="invalid_choice"
         )

@@ -1,0 +1,51 @@
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from tokens.models import AgoraIdentity, IssuedToken
+from tokens.services import get_or_create_identity, issue_rtc_token
+
+# Real concurrent transactions need a server database; CI runs this file on PostgreSQL
+# (`make test-postgres`). SQLite serialises writers, so there is no race to show.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (make test-postgres)"),
+]
+
+THREADS = 8
+
+
+def _race(work):
+    barrier = threading.Barrier(THREADS)
+    results, errors = [], []
+
+    def run(i):
+        try:
+            barrier.wait(timeout=10)
+            results.append(work(i))
+        except Exception as exc:  # collected and asserted on below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    return results
+
+
+def test_concurrent_first_requests_of_one_user_agree_on_one_uid(user):
+    uids = _race(lambda i: get_or_create_identity(user=user).uid)
+    assert len(set(uids)) == 1
+    assert AgoraIdentity.objects.filter(user=user).count() == 1
+
+
+def test_concurrent_token_requests_each_write_one_audit_row(user):
+    issued = _race(lambda i: issue_rtc_token(user=user, channel=f"c{i}"))
+    assert len({i.uid for i in issued}) == 1
+    assert IssuedToken.objects.count() == THREADS
+    assert set(IssuedToken.objects.values_list("channel", flat=True)) == {f"c{i}" for i in range(THREADS)}
