@@ -1,4 +1,6 @@
+import hashlib
 import io
+import json
 import re
 
 import pytest
@@ -6,6 +8,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from rest_framework.test import APIClient
+
+from tokens.models import IssuedToken
 
 pytestmark = pytest.mark.django_db
 
@@ -55,3 +59,66 @@ def test_demo_user_needs_a_password(settings):
     settings.DEMO_PASSWORD = ""
     with pytest.raises(CommandError, match="DEMO_PASSWORD"):
         _run()
+
+
+def _call(*args) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("version", ["006", "007"])
+def test_issue_token_command_issues_an_audited_cli_token_that_inspect_verifies(user, version):
+    body = json.loads(
+        _call(
+            "issue_token",
+            "alice",
+            "rtc",
+            "--channel",
+            "ops room",
+            "--role",
+            "publisher",
+            "--token-version",
+            version,
+        )
+    )
+    row = IssuedToken.objects.get()
+    assert (row.source, row.channel, row.role, row.version) == ("cli", "ops room", "publisher", version)
+    assert row.token_sha256 == hashlib.sha256(body["token"].encode()).hexdigest()
+    summary = json.loads(_call("inspect_token", body["token"]))
+    assert summary["signature_valid"] is True
+    assert summary["audit_row"] == row.pk
+    assert set(summary["services"][0]["privileges"]) == {"1", "2", "3", "4"}
+
+
+def test_inspect_token_flags_a_token_signed_elsewhere(user, settings):
+    body = json.loads(_call("issue_token", "alice", "rtm"))
+    settings.AGORA_APP_CERTIFICATE = "f" * 32
+    assert json.loads(_call("inspect_token", body["token"]))["signature_valid"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("issue_token", "nobody", "rtm"), "No user"),
+        (("issue_token", "alice", "rtc"), "--channel"),
+        (("issue_token", "alice", "rtc", "--channel", "a/b"), "channel"),
+        (("issue_token", "alice", "rtm", "--expires-in", "5"), "expires_in"),
+        (("inspect_token", "007garbage"), "token"),
+    ],
+)
+def test_commands_turn_bad_input_into_command_errors(user, args, message):
+    with pytest.raises(CommandError, match=message):
+        _call(*args)
+    assert IssuedToken.objects.count() == 0
+
+
+def test_purge_expired_api_tokens_deletes_only_expired_ones(user):
+    from datetime import timedelta
+
+    from knox.models import AuthToken
+
+    AuthToken.objects.create(user=user, expiry=timedelta(seconds=-1))
+    AuthToken.objects.create(user=user)
+    assert "Deleted 1 expired" in _call("purge_expired_api_tokens")
+    assert AuthToken.objects.count() == 1

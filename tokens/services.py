@@ -86,6 +86,12 @@ def log_out(*, request, api_token: AuthToken) -> None:
     logger.info("api token revoked user=%s", user.get_username())
 
 
+def purge_expired_api_tokens(*, now: datetime | None = None) -> int:
+    """Delete API tokens past their expiry; returns how many."""
+    deleted, _ = AuthToken.objects.filter(expiry__lt=now or timezone.now()).delete()
+    return deleted
+
+
 @dataclass(frozen=True)
 class DemoAccount:
     user: AbstractBaseUser
@@ -113,6 +119,27 @@ def ensure_demo_account(*, username: str, password: str) -> DemoAccount:
         api_token=key,
         uid=identity.uid,
     )
+
+
+def inspect_token(*, token: str) -> dict:
+    """Decode a token, find its audit row by SHA-256, and verify its signature under the
+    configured certificate (006 tokens carry only CRCs of channel and uid: the row supplies
+    them)."""
+    try:
+        agora.decode(token)
+    except agora.InvalidTokenError as exc:
+        raise TokenServiceError("invalid_token", f"token: {exc}", fields={"token": [str(exc)]}) from None
+    _, certificate = _credentials()
+    record = IssuedToken.objects.filter(token_sha256=token_sha256(token)).first()
+    channel = account = None
+    if record is not None:
+        if record.service == IssuedToken.Service.RTC:
+            channel, account = record.channel, str(record.uid)
+        else:
+            channel, account = record.rtm_user_id, ""
+    summary = agora.inspect(token, certificate, channel=channel, account=account)
+    summary["audit_row"] = None if record is None else record.pk
+    return summary
 
 
 def token_sha256(token: str) -> str:

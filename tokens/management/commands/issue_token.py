@@ -1,0 +1,48 @@
+"""Issue an RTC or RTM token for a user from the command line (recorded with source=cli)."""
+
+import json
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from tokens import services
+from tokens.exceptions import TokenServiceError
+from tokens.models import IssuedToken
+
+
+class Command(BaseCommand):
+    help = "Issue an Agora token for USERNAME's own uid and print it as JSON. Audited (source=cli)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("service", choices=["rtc", "rtm"])
+        parser.add_argument("--channel", help="RTC channel name (required for rtc)")
+        parser.add_argument("--role", choices=IssuedToken.Role.values, default=IssuedToken.Role.SUBSCRIBER)
+        parser.add_argument("--expires-in", type=int, help="seconds (default AGORA_TOKEN_TTL)")
+        parser.add_argument("--token-version", choices=["006", "007"], help="default AGORA_TOKEN_VERSION")
+
+    def handle(self, *args, username, service, channel, role, expires_in, token_version, **options):
+        user_model = get_user_model()
+        try:
+            user = user_model.objects.get(**{user_model.USERNAME_FIELD: username})
+        except user_model.DoesNotExist:
+            raise CommandError(f"No user named {username!r}.") from None
+        common = {"user": user, "expires_in": expires_in, "version": token_version, "source": "cli"}
+        try:
+            if service == "rtc":
+                if channel is None:
+                    raise CommandError("--channel is required for an RTC token.")
+                issued = services.issue_rtc_token(channel=channel, role=role, **common)
+                body = {"channel": issued.channel, "uid": issued.uid, "role": issued.role}
+            else:
+                issued = services.issue_rtm_token(**common)
+                body = {"user_id": issued.user_id}
+        except TokenServiceError as exc:
+            raise CommandError(exc.message) from None
+        body.update(
+            token=issued.token,
+            version=issued.version,
+            expires_at=issued.expires_at.isoformat(),
+            expires_in=issued.expires_in,
+        )
+        self.stdout.write(json.dumps(body, indent=2))
