@@ -21,10 +21,6 @@ def _pinned_settings(settings):
     settings.AGORA_PUBLISHER_POLICY = "open"
     settings.TRUSTED_PROXY_COUNT = 0
     settings.DEBUG = False
-    settings.STORAGES = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,

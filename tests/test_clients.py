@@ -15,6 +15,7 @@ from tokens.clients import client_ip
         (1, " , ", "10.0.0.1", "10.0.0.1"),
         (3, "203.0.113.9", "10.0.0.1", "203.0.113.9"),
         (1, "2001:db8::1", "10.0.0.1", "2001:db8::1"),
+        (1, "fe80::1%eth0", "10.0.0.1", "fe80::1"),
     ],
 )
 def test_client_ip_trusts_forwarded_for_only_from_configured_proxies(

@@ -6,8 +6,10 @@ from django.conf import settings
 
 
 def _ip(value: str) -> str | None:
+    # Drop an IPv6 zone ("fe80::1%eth0"): meaningless off the proxy's host, and not storable
+    # in PostgreSQL's inet column.
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        return str(ipaddress.ip_address(value.strip().split("%", 1)[0]))
     except ValueError:
         return None
 

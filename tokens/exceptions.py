@@ -10,6 +10,7 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
@@ -76,6 +77,8 @@ def _field_errors(detail: object) -> dict[str, list[str]]:
     return {"body": _flatten(detail)}
 
 
+_TOO_LARGE = ("too_large", "body: the request body is too large.", {"body": ["Too large."]})
+
 _CODES = {
     drf.ValidationError: "invalid",
     drf.ParseError: "parse_error",
@@ -97,6 +100,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         if exc.status == 401:
             response["WWW-Authenticate"] = "Token"  # RFC 9110: a 401 names its scheme
         return response
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body(*_TOO_LARGE), status=413)
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -121,21 +126,32 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
 # --- Django-level handlers, for requests that never reach a DRF view ------------------------
 
 
-def _json_error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse(error_body(code, message), status=status)
+def json_error(status: int, code: str, message: str, fields: Mapping | None = None) -> JsonResponse:
+    """An error response in the one shape, for code outside DRF views."""
+    return JsonResponse(error_body(code, message, fields), status=status)
 
 
 def bad_request(request, exception=None):
-    return _json_error(400, "bad_request", "The request could not be understood.")
+    if isinstance(exception, RequestDataTooBig):
+        return json_error(413, *_TOO_LARGE)
+    return json_error(400, "bad_request", "The request could not be understood.")
 
 
 def permission_denied(request, exception=None):
-    return _json_error(403, "permission_denied", "You do not have permission to do this.")
+    return json_error(403, "permission_denied", "You do not have permission to do this.")
+
+
+def csrf_failure(request, reason=""):
+    return json_error(403, "csrf_failed", "CSRF check failed; API clients send `Authorization: Token <key>`.")
 
 
 def page_not_found(request, exception=None):
-    return _json_error(404, "not_found", f"No endpoint at {request.path!r}.")
+    return json_error(404, "not_found", f"No endpoint at {request.path!r}.")
+
+
+def method_not_allowed(method: str) -> JsonResponse:
+    return json_error(405, "method_not_allowed", f'Method "{method}" not allowed.')
 
 
 def server_error(request):
-    return _json_error(500, "server_error", "Internal error; it has been logged.")
+    return json_error(500, "server_error", "Internal error; it has been logged.")

@@ -48,12 +48,20 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 class StrictChoiceField(serializers.ChoiceField):
-    """One of the listed strings, exactly."""
+    """One of the listed strings, exactly. The error lists the choices rather than echoing
+    the input (which may be megabytes)."""
+
+    default_error_messages = {"invalid_choice": "Must be one of {choices}."}
 
     def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid_choice", input=data)
-        return super().to_internal_value(data)
+        if not isinstance(data, str) or data not in self.choice_strings_to_values:
+            self.fail("invalid_choice", choices=", ".join(self.choice_strings_to_values))
+        return self.choice_strings_to_values[data]
+
+
+def _shown(name: object, limit: int = 64) -> str:
+    text = str(name)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class StrictSerializer(serializers.Serializer):
@@ -62,7 +70,7 @@ class StrictSerializer(serializers.Serializer):
     def to_internal_value(self, data):
         unknown = {}
         if isinstance(data, Mapping):
-            unknown = {str(name): ["Unknown field."] for name in data if name not in self.fields}
+            unknown = {_shown(name): ["Unknown field."] for name in data if name not in self.fields}
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:

@@ -233,6 +233,11 @@ def _at(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+def _printable(text: str | None) -> str:
+    # Headers may carry NUL and control bytes; PostgreSQL refuses NUL in text.
+    return "".join(c for c in text or "" if c.isprintable())
+
+
 def _record(
     *,
     user: AbstractBaseUser,
@@ -259,7 +264,7 @@ def _record(
         role=role,
         source=source,
         client_ip=client_ip or None,
-        user_agent=(user_agent or "")[:USER_AGENT_MAX],
+        user_agent=_printable(user_agent)[:USER_AGENT_MAX],
         token_sha256=token_sha256(built.token),
     )
 

@@ -6,15 +6,18 @@ from django.db import DatabaseError, connection
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.html import escape
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tokens import clients, services
 from tokens.authentication import ApiTokenAuthentication
-from tokens.exceptions import error_body
+from tokens.exceptions import error_body, method_not_allowed
 from tokens.models import IssuedToken
 from tokens.serializers import (
     CompatRtcInput,
@@ -154,8 +157,29 @@ class HealthView(APIView):
         return Response({"status": "ok", "database": "ok"})
 
 
+class JsonErrorsMixin:
+    """Render errors as JSON even on views whose own renderers are YAML or HTML."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
+
+
+class SchemaView(JsonErrorsMixin, SpectacularAPIView):
+    pass
+
+
+class DocsView(JsonErrorsMixin, SpectacularSwaggerView):
+    pass
+
+
+@csrf_exempt  # GET only: there is nothing to protect, and a POST gets a JSON 405
 def index(request):
     """The tutorial's greeting, with the way in."""
+    if request.method not in ("GET", "HEAD"):
+        return method_not_allowed(request.method)
     links = [
         ("API documentation (Swagger UI)", reverse("swagger-ui")),
         ("OpenAPI schema", reverse("schema")),
