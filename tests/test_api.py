@@ -453,9 +453,27 @@ def test_login_attempts_are_throttled(anon, settings):
         "DEFAULT_THROTTLE_RATES": {"tokens": "100/min", "auth": "2/min"},
     }
     codes = [
-        anon.post(LOGIN, {"username": "x", "password": "y"}, format="json").status_code for _ in range(3)
+        anon.post(
+            LOGIN, {"username": "x", "password": "y"}, format="json", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}"
+        ).status_code
+        for i in range(3)
     ]
+    # A client-sent X-Forwarded-For does not open a new budget (no trusted proxy is configured).
     assert codes == [401, 401, 429]
+
+
+def test_login_throttle_keys_on_the_client_behind_trusted_proxies(anon, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"tokens": "100/min", "auth": "1/min"},
+    }
+
+    def attempt(client_address):
+        body = {"username": "x", "password": "y"}
+        return anon.post(LOGIN, body, format="json", HTTP_X_FORWARDED_FOR=client_address).status_code
+
+    assert [attempt("203.0.113.1"), attempt("203.0.113.1"), attempt("203.0.113.2")] == [401, 429, 401]
 
 
 # --- never store or log a token -----------------------------------------------------------------

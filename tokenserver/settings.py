@@ -151,7 +151,6 @@ REST_FRAMEWORK = {
         "tokens": env.str("THROTTLE_TOKENS_RATE", default="120/min"),
         "auth": env.str("THROTTLE_AUTH_RATE", default="10/min"),
     },
-    "NUM_PROXIES": TRUSTED_PROXY_COUNT or None,
     "EXCEPTION_HANDLER": "tokens.exceptions.api_exception_handler",
     # Errors that belong to no single field (a body that is not a JSON object) name "body".
     "NON_FIELD_ERRORS_KEY": "body",
