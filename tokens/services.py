@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -238,35 +239,67 @@ def _printable(text: str | None) -> str:
     return "".join(c for c in text or "" if c.isprintable())
 
 
-def _record(
+@dataclass(frozen=True)
+class _Issue:
+    """What every issuance settles before it signs: who, for how long, which format."""
+
+    user: AbstractBaseUser
+    identity: AgoraIdentity
+    app_id: str
+    certificate: str
+    lifetime: int
+    version: str
+    now: int
+
+
+def _prepare(
+    *, user: AbstractBaseUser, expires_in: int | None, version: str | None, source: str, now: datetime | None
+) -> _Issue:
+    _check_user(user)
+    lifetime = _lifetime(expires_in)
+    version = _version(version, source)
+    app_id, certificate = _credentials()
+    identity = get_or_create_identity(user=user)
+    return _Issue(user, identity, app_id, certificate, lifetime, version, _unix(now))
+
+
+def _sign_and_record(
+    issue: _Issue,
+    build: Callable[[], agora.BuiltToken],
     *,
-    user: AbstractBaseUser,
-    built: agora.BuiltToken,
     service: str,
-    channel: str,
-    uid: int,
-    rtm_user_id: str,
-    role: str,
+    channel: str = "",
+    rtm_user_id: str = "",
+    role: str = "",
     source: str,
     client_ip: str | None,
     user_agent: str,
-) -> IssuedToken:
-    return IssuedToken.objects.create(
-        issued_at=_at(built.issued_at),
-        expires_at=_at(built.expires_at),
-        user=user,
-        username=user.get_username(),
-        service=service,
-        version=built.version,
-        channel=channel,
-        uid=uid,
-        rtm_user_id=rtm_user_id,
-        role=role,
-        source=source,
-        client_ip=client_ip or None,
-        user_agent=_printable(user_agent)[:USER_AGENT_MAX],
-        token_sha256=token_sha256(built.token),
-    )
+) -> tuple[agora.BuiltToken, IssuedToken]:
+    """Sign the token and write its audit row in one transaction: no row, no token."""
+    with transaction.atomic():
+        built = build()
+        record = IssuedToken.objects.create(
+            issued_at=_at(built.issued_at),
+            expires_at=_at(built.expires_at),
+            user=issue.user,
+            username=issue.user.get_username(),
+            service=service,
+            version=built.version,
+            channel=channel,
+            uid=issue.identity.uid,
+            rtm_user_id=rtm_user_id,
+            role=role,
+            source=source,
+            client_ip=client_ip or None,
+            user_agent=_printable(user_agent)[:USER_AGENT_MAX],
+            token_sha256=token_sha256(built.token),
+        )
+    logger.info(
+        "issued %s token id=%s user=%s uid=%s channel=%r role=%s version=%s source=%s sha256=%.12s",
+        service, record.pk, record.username, record.uid, channel, role, built.version, source,
+        record.token_sha256,
+    )  # fmt: skip
+    return built, record
 
 
 def issue_rtc_token(
@@ -282,56 +315,42 @@ def issue_rtc_token(
     now: datetime | None = None,
 ) -> IssuedRtcToken:
     """Issue an RTC token for the user's own uid in `channel` and record it."""
-    _check_user(user)
     _validated("channel", validators.validate_channel_name, channel)
     if role not in IssuedToken.Role.values:
+        choices = ", ".join(IssuedToken.Role.values)
         raise TokenServiceError(
-            "invalid",
-            f"role: must be one of {', '.join(IssuedToken.Role.values)}.",
-            fields={"role": [f"Must be one of {', '.join(IssuedToken.Role.values)}."]},
+            "invalid", f"role: Must be one of {choices}.", fields={"role": [f"Must be one of {choices}."]}
         )
-    lifetime = _lifetime(expires_in)
-    version = _version(version, source)
+    issue = _prepare(user=user, expires_in=expires_in, version=version, source=source, now=now)
     publisher = role == IssuedToken.Role.PUBLISHER
     if publisher:
         _check_publisher_allowed(user)
-    app_id, certificate = _credentials()
-    now_s = _unix(now)
-    identity = get_or_create_identity(user=user)
-    with transaction.atomic():
-        built = agora.build_rtc_token(
-            app_id=app_id,
-            app_certificate=certificate,
+    built, record = _sign_and_record(
+        issue,
+        lambda: agora.build_rtc_token(
+            app_id=issue.app_id,
+            app_certificate=issue.certificate,
             channel=channel,
-            uid=identity.uid,
+            uid=issue.identity.uid,
             publisher=publisher,
-            lifetime=lifetime,
-            now=now_s,
-            version=version,
-        )
-        record = _record(
-            user=user,
-            built=built,
-            service=IssuedToken.Service.RTC,
-            channel=channel,
-            uid=identity.uid,
-            rtm_user_id="",
-            role=role,
-            source=source,
-            client_ip=client_ip,
-            user_agent=user_agent,
-        )
-    logger.info(
-        "issued rtc token id=%s user=%s uid=%s channel=%r role=%s version=%s source=%s sha256=%.12s",
-        record.pk, record.username, identity.uid, channel, role, version, source, record.token_sha256,
-    )  # fmt: skip
+            lifetime=issue.lifetime,
+            now=issue.now,
+            version=issue.version,
+        ),
+        service=IssuedToken.Service.RTC,
+        channel=channel,
+        role=role,
+        source=source,
+        client_ip=client_ip,
+        user_agent=user_agent,
+    )
     return IssuedRtcToken(
         token=built.token,
-        app_id=app_id,
+        app_id=issue.app_id,
         channel=channel,
-        uid=identity.uid,
+        uid=issue.identity.uid,
         role=role,
-        version=version,
+        version=built.version,
         issued_at=record.issued_at,
         expires_at=record.expires_at,
         expires_in=built.expires_in,
@@ -354,50 +373,36 @@ def issue_rtm_token(
 
     `user_id`, if given (the tutorial's /rtmtoken sends one), must be the caller's own id.
     """
-    _check_user(user)
-    lifetime = _lifetime(expires_in)
-    version = _version(version, source)
-    app_id, certificate = _credentials()
-    now_s = _unix(now)
-    identity = get_or_create_identity(user=user)
-    if user_id is not None and user_id != identity.rtm_user_id:
+    issue = _prepare(user=user, expires_in=expires_in, version=version, source=source, now=now)
+    own_id = issue.identity.rtm_user_id
+    if user_id is not None and user_id != own_id:
         raise TokenServiceError(
             "rtm_user_mismatch",
             "user: an RTM token can only be issued for your own RTM user id.",
             status=403,
-            fields={"user": [f"Your RTM user id is {identity.rtm_user_id}."]},
+            fields={"user": [f"Your RTM user id is {own_id}."]},
         )
-    user_id = identity.rtm_user_id
-    with transaction.atomic():
-        built = agora.build_rtm_token(
-            app_id=app_id,
-            app_certificate=certificate,
-            user_id=user_id,
-            lifetime=lifetime,
-            now=now_s,
-            version=version,
-        )
-        record = _record(
-            user=user,
-            built=built,
-            service=IssuedToken.Service.RTM,
-            channel="",
-            uid=identity.uid,
-            rtm_user_id=user_id,
-            role="",
-            source=source,
-            client_ip=client_ip,
-            user_agent=user_agent,
-        )
-    logger.info(
-        "issued rtm token id=%s user=%s uid=%s version=%s source=%s sha256=%.12s",
-        record.pk, record.username, identity.uid, version, source, record.token_sha256,
-    )  # fmt: skip
+    built, record = _sign_and_record(
+        issue,
+        lambda: agora.build_rtm_token(
+            app_id=issue.app_id,
+            app_certificate=issue.certificate,
+            user_id=own_id,
+            lifetime=issue.lifetime,
+            now=issue.now,
+            version=issue.version,
+        ),
+        service=IssuedToken.Service.RTM,
+        rtm_user_id=own_id,
+        source=source,
+        client_ip=client_ip,
+        user_agent=user_agent,
+    )
     return IssuedRtmToken(
         token=built.token,
-        app_id=app_id,
-        user_id=user_id,
-        version=version,
+        app_id=issue.app_id,
+        user_id=own_id,
+        version=built.version,
         issued_at=record.issued_at,
         expires_at=record.expires_at,
         expires_in=built.expires_in,

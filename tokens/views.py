@@ -7,7 +7,7 @@ from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -45,11 +45,61 @@ def _caller(request) -> dict:
 
 
 class TokenView(APIView):
-    """Base for the endpoints that issue Agora tokens: login required, per-user throttle."""
+    """An endpoint that issues Agora tokens: login required, per-user throttle, and one
+    shape: validate the input, call the service, serialize what it issued."""
 
     permission_classes = [IsAuthenticated]
     throttle_classes = [ScopedThrottle]
     throttle_scope = "tokens"
+    input_class: type
+    output_class: type
+    issue: staticmethod
+    source = IssuedToken.Source.API
+    success_status = status.HTTP_201_CREATED
+
+    def post(self, request):
+        data = self.input_class(data=request.data)
+        data.is_valid(raise_exception=True)
+        issued = self.issue(user=request.user, **data.validated_data, source=self.source, **_caller(request))
+        return Response(self.output_class(issued).data, status=self.success_status)
+
+
+def _documented(view: type) -> type:
+    """Tell the OpenAPI schema what a TokenView takes and answers."""
+    responses = {view.success_status: view.output_class, **ERRORS}
+    return extend_schema_view(post=extend_schema(request=view.input_class, responses=responses))(view)
+
+
+@_documented
+class RtcTokenView(TokenView):
+    input_class, output_class = RtcTokenInput, RtcTokenOutput
+    issue = staticmethod(services.issue_rtc_token)
+
+
+@_documented
+class RtmTokenView(TokenView):
+    input_class, output_class = RtmTokenInput, RtmTokenOutput
+    issue = staticmethod(services.issue_rtm_token)
+
+
+@_documented
+class CompatRtcTokenView(TokenView):
+    """The tutorial's POST /rtctoken, now bound to the caller's own uid."""
+
+    input_class, output_class = CompatRtcInput, CompatRtcOutput
+    issue = staticmethod(services.issue_rtc_token)
+    source = IssuedToken.Source.COMPAT
+    success_status = status.HTTP_200_OK  # as the tutorial answered
+
+
+@_documented
+class CompatRtmTokenView(TokenView):
+    """The tutorial's POST /rtmtoken, for the caller's own RTM user id only."""
+
+    input_class, output_class = CompatRtmInput, CompatRtmOutput
+    issue = staticmethod(services.issue_rtm_token)
+    source = IssuedToken.Source.COMPAT
+    success_status = status.HTTP_200_OK
 
 
 class ApiTokenView(APIView):
@@ -93,50 +143,6 @@ class MeView(APIView):
             "rtm_user_id": identity.rtm_user_id,
         }
         return Response(MeOutput(body).data)
-
-
-class RtcTokenView(TokenView):
-    @extend_schema(request=RtcTokenInput, responses={201: RtcTokenOutput, **ERRORS})
-    def post(self, request):
-        data = RtcTokenInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        issued = services.issue_rtc_token(user=request.user, **data.validated_data, **_caller(request))
-        return Response(RtcTokenOutput(issued).data, status=status.HTTP_201_CREATED)
-
-
-class RtmTokenView(TokenView):
-    @extend_schema(request=RtmTokenInput, responses={201: RtmTokenOutput, **ERRORS})
-    def post(self, request):
-        data = RtmTokenInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        issued = services.issue_rtm_token(user=request.user, **data.validated_data, **_caller(request))
-        return Response(RtmTokenOutput(issued).data, status=status.HTTP_201_CREATED)
-
-
-class CompatRtcTokenView(TokenView):
-    """The tutorial's POST /rtctoken, now bound to the caller's own uid."""
-
-    @extend_schema(request=CompatRtcInput, responses={200: CompatRtcOutput, **ERRORS})
-    def post(self, request):
-        data = CompatRtcInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        issued = services.issue_rtc_token(
-            user=request.user, **data.validated_data, source=IssuedToken.Source.COMPAT, **_caller(request)
-        )
-        return Response(CompatRtcOutput(issued).data)
-
-
-class CompatRtmTokenView(TokenView):
-    """The tutorial's POST /rtmtoken, for the caller's own RTM user id only."""
-
-    @extend_schema(request=CompatRtmInput, responses={200: CompatRtmOutput, **ERRORS})
-    def post(self, request):
-        data = CompatRtmInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        issued = services.issue_rtm_token(
-            user=request.user, **data.validated_data, source=IssuedToken.Source.COMPAT, **_caller(request)
-        )
-        return Response(CompatRtmOutput(issued).data)
 
 
 class HealthView(APIView):
