@@ -69,6 +69,14 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
         "token_sha256",
     )
 
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        if changelist.query:
+            # A search narrows to a few indexed rows; the date bar's MIN/MAX over them would
+            # walk the whole issued_at index when nothing matches (seen at 1M rows: 0.2 s).
+            changelist.date_hierarchy = None
+        return changelist
+
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
         if not term:
