@@ -49,3 +49,13 @@ def test_readme_curl_session_works_as_printed(live_server, django_user_model):
     assert agora.verify(rtm["token"], APP_CERTIFICATE)
     assert logout == "204"
     assert IssuedToken.objects.count() == 2
+
+
+def test_every_environment_variable_is_in_env_example_and_the_readme():
+    settings_source = (README.parent / "tokenserver" / "settings.py").read_text()
+    names = set(re.findall(r'env\.\w+\(\s*"([A-Z_]+)"', settings_source))
+    assert {"AGORA_APP_ID", "AGORA_APP_CERTIFICATE", "DATABASE_URL", "CACHE_URL"} <= names
+    example, readme = (README.parent / ".env.example").read_text(), README.read_text()
+    for name in sorted(names):
+        assert re.search(rf"^#? ?{name}=", example, re.M), f"{name} missing from .env.example"
+        assert f"| `{name}` |" in readme, f"{name} missing from the README's table"
