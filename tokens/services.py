@@ -251,6 +251,16 @@ class _Issue:
     version: str
     now: int
 
+    def engine_args(self) -> dict:
+        """What the engine's builders take from every issuance."""
+        return {
+            "app_id": self.app_id,
+            "app_certificate": self.certificate,
+            "lifetime": self.lifetime,
+            "now": self.now,
+            "version": self.version,
+        }
+
 
 def _prepare(
     *, user: AbstractBaseUser, expires_in: int | None, version: str | None, source: str, now: datetime | None
@@ -328,14 +338,7 @@ def issue_rtc_token(
     built, record = _sign_and_record(
         issue,
         lambda: agora.build_rtc_token(
-            app_id=issue.app_id,
-            app_certificate=issue.certificate,
-            channel=channel,
-            uid=issue.identity.uid,
-            publisher=publisher,
-            lifetime=issue.lifetime,
-            now=issue.now,
-            version=issue.version,
+            **issue.engine_args(), channel=channel, uid=issue.identity.uid, publisher=publisher
         ),
         service=IssuedToken.Service.RTC,
         channel=channel,
@@ -384,14 +387,7 @@ def issue_rtm_token(
         )
     built, record = _sign_and_record(
         issue,
-        lambda: agora.build_rtm_token(
-            app_id=issue.app_id,
-            app_certificate=issue.certificate,
-            user_id=own_id,
-            lifetime=issue.lifetime,
-            now=issue.now,
-            version=issue.version,
-        ),
+        lambda: agora.build_rtm_token(**issue.engine_args(), user_id=own_id),
         service=IssuedToken.Service.RTM,
         rtm_user_id=own_id,
         source=source,
