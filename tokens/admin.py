@@ -25,9 +25,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
 
 def _uid_term(term: str) -> int | None:
     # Length first: int() of a huge digit string is slow and, past 4300 digits, an error.

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
 from tokens import agora
+from tokens.services import PUBLISHER_POLICIES
 from tokens.validators import MIN_LIFETIME
 
 # Credentials that must never sign production tokens: the obviously fake pair that
@@ -17,7 +18,6 @@ DEVELOPMENT_CREDENTIALS = {
     "e004df68b67841a1b6ea7c08b7225814",
     "521c7307f1d547e080c34585dd20662e",
 }
-PUBLISHER_POLICIES = ("open", "permission")
 # Cache backends that every process and host see alike, so throttles hold across them.
 SHARED_CACHES = ("RedisCache", "PyMemcacheCache", "PyLibMCCache", "DatabaseCache")
 

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 UID_ALLOCATION_ATTEMPTS = 8
 USER_AGENT_MAX = IssuedToken._meta.get_field("user_agent").max_length
+POLICY_OPEN, POLICY_PERMISSION = PUBLISHER_POLICIES = ("open", "permission")
 
 
 @dataclass(frozen=True)
@@ -213,9 +214,9 @@ def _check_user(user: AbstractBaseUser) -> None:
 
 def _check_publisher_allowed(user: AbstractBaseUser) -> None:
     policy = settings.AGORA_PUBLISHER_POLICY
-    if policy == "open":
+    if policy == POLICY_OPEN:
         return
-    if policy == "permission" and user.has_perm("tokens.publish"):
+    if policy == POLICY_PERMISSION and user.has_perm("tokens.publish"):
         return
     raise TokenServiceError(
         "publisher_not_allowed",
@@ -234,7 +235,7 @@ def _at(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def _printable(text: str | None) -> str:
+def _without_control_chars(text: str | None) -> str:
     # Headers may carry NUL and control bytes; PostgreSQL refuses NUL in text.
     return "".join(c for c in text or "" if c.isprintable())
 
@@ -301,7 +302,7 @@ def _sign_and_record(
             role=role,
             source=source,
             client_ip=client_ip or None,
-            user_agent=_printable(user_agent)[:USER_AGENT_MAX],
+            user_agent=_without_control_chars(user_agent)[:USER_AGENT_MAX],
             token_sha256=token_sha256(built.token),
         )
     logger.info(
