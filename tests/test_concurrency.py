@@ -49,3 +49,20 @@ def test_concurrent_token_requests_each_write_one_audit_row(user):
     assert len({i.uid for i in issued}) == 1
     assert IssuedToken.objects.count() == THREADS
     assert set(IssuedToken.objects.values_list("channel", flat=True)) == {f"c{i}" for i in range(THREADS)}
+
+
+def test_concurrent_wrong_passwords_never_get_more_checks_than_the_limit(user, settings):
+    from tokens.exceptions import TokenServiceError
+    from tokens.services.accounts import start_login_attempt
+
+    settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT = 3
+
+    def attempt(i):
+        try:
+            start_login_attempt(username="alice", client_ip=f"198.51.100.{i}")
+        except TokenServiceError as exc:
+            return exc.code
+        return "checked"
+
+    outcomes = _race(attempt)
+    assert sorted(outcomes) == ["checked"] * 3 + ["login_locked"] * (THREADS - 3)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 
 
 class TokensConfig(AppConfig):
@@ -7,3 +8,9 @@ class TokensConfig(AppConfig):
 
     def ready(self) -> None:
         from tokens import checks  # noqa: F401  (registers the system checks)
+
+
+class TokenServerAdminConfig(AdminConfig):
+    """django.contrib.admin, served by TokenServerAdminSite."""
+
+    default_site = "tokens.admin_site.TokenServerAdminSite"

@@ -1,3 +1,5 @@
+import hashlib
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -49,6 +51,11 @@ class AgoraIdentity(models.Model):
     @property
     def rtm_user_id(self) -> str:
         return str(self.uid)
+
+
+def token_sha256(token: str) -> str:
+    """The audit log's fingerprint of a token (the token itself is never stored)."""
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
 class IssuedTokenQuerySet(models.QuerySet):
@@ -138,3 +145,23 @@ class IssuedToken(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("the token audit log is append-only")
+
+
+class LoginAttemptCounter(models.Model):
+    """Login attempts of one account or one client IP in the current lockout window.
+
+    Kept in the database, which every process and host shares in every deployment (the
+    embedded one included), and updated with one atomic upsert per attempt, so concurrent
+    guesses cannot slip past the limit. Rows past `resets_at` are dead and purged by
+    `manage.py purge_expired`.
+    """
+
+    key = models.CharField(max_length=80, unique=True)  # "account:<sha256>" or "ip:<address>"
+    attempts = models.PositiveIntegerField()
+    resets_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "login attempt counter"
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.attempts} until {self.resets_at:%Y-%m-%d %H:%M:%S}"

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tokens import services
+from tokens import selectors
 from tokens.exceptions import TokenServiceError
 
 
@@ -19,7 +19,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, token, **options):
         try:
-            summary = services.inspect_token(token=token)
+            summary = selectors.inspect_token(token=token)
         except TokenServiceError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(json.dumps(summary, indent=2))
