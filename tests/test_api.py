@@ -505,10 +505,10 @@ def test_issued_tokens_are_found_nowhere_in_the_database_or_logs(api, caplog, dj
 # --- other endpoints --------------------------------------------------------------------------
 
 
-def test_health_reports_the_database(anon):
+def test_health_reports_the_database_cache_and_agora_settings(anon):
     response = anon.get(reverse("tokens:health"))
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "cache": "ok", "agora": "ok"}
 
 
 def test_index_greets_and_links_to_the_api_and_admin(anon):

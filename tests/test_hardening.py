@@ -12,12 +12,27 @@ RTC = reverse("tokens:rtc-token")
 LOGIN = reverse("tokens:auth-token")
 
 
+def raw_http(base_url: str, request: bytes) -> bytes:
+    """Send bytes exactly as given to a live server and return everything it answers."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(base_url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _error(response) -> dict:
     assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
     return response.json()["error"]
 
 
-@pytest.mark.parametrize("nested", ["[" * 5000 + "]" * 5000, '{"a":' * 5000 + "1" + "}" * 5000])
+# Deeper than Python's recursion limit (1000), within the 16 KiB body cap.
+@pytest.mark.parametrize("nested", ["[" * 5000 + "]" * 5000, '{"a":' * 1500 + "1" + "}" * 1500])
 @pytest.mark.parametrize("url", [LOGIN, RTC])
 def test_json_nested_past_the_recursion_limit_is_400(api, url, nested):
     response = api.post(url, nested, content_type="application/json")
@@ -46,7 +61,7 @@ def test_ipv6_zone_in_forwarded_for_is_dropped(api, settings):
 
 
 def test_invalid_choice_error_does_not_echo_a_huge_input(api):
-    response = api.post(RTC, {"channel": "c", "role": "x" * 100_000}, format="json")
+    response = api.post(RTC, {"channel": "c", "role": "x" * 15_000}, format="json")
     assert response.status_code == 400
     assert _error(response)["fields"] == {"role": ["Must be one of publisher, subscriber."]}
     assert len(response.content) < 500
@@ -108,3 +123,183 @@ def test_csrf_failure_is_a_json_403():
     response = Client(enforce_csrf_checks=True).post(reverse("admin:login"), {"username": "x"})
     assert response.status_code == 403
     assert _error(response)["code"] == "csrf_failed"
+
+
+# --- bounded work for any body ----------------------------------------------------------------
+
+
+def test_a_body_over_16_kib_is_refused_unread_with_413(anon):
+    body = "{" + ",".join(f'"k{i}":1' for i in range(245_000)) + "}"  # the 2.4 MB reproduction
+    response = anon.post(LOGIN, body, content_type="application/json")
+    assert response.status_code == 413
+    assert _error(response) == {
+        "code": "too_large",
+        "message": "body: the request body is too large (at most 16384 bytes).",
+        "fields": {"body": ["At most 16384 bytes."]},
+    }
+
+
+def test_unknown_fields_are_named_up_to_five_with_a_count_of_the_rest(anon):
+    body = "{" + ",".join(f'"k{i}":1' for i in range(1500)) + "}"  # just under 16 KiB
+    assert len(body) < 16384
+    response = anon.post(LOGIN, body, content_type="application/json")
+    assert response.status_code == 400
+    fields = _error(response)["fields"]
+    assert fields == {
+        "username": ["This field is required."],
+        "password": ["This field is required."],
+        **{f"k{i}": ["Unknown field."] for i in range(5)},
+        "body": ["1495 more unknown fields."],
+    }
+    assert len(response.content) < 1000
+
+
+def test_a_chunked_body_is_refused_with_411_not_read_as_empty(api):
+    response = api.post(
+        reverse("tokens:rtm-token"),
+        '{"expires_in":60,"version":"006"}',
+        content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked",
+    )
+    assert response.status_code == 411
+    assert _error(response)["code"] == "length_required"
+    assert IssuedToken.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_raw_chunked_request_to_a_live_server_is_411(live_server, user):
+    from knox.models import AuthToken
+
+    _, key = AuthToken.objects.create(user=user)
+    body = b'{"expires_in":60,"version":"006"}'
+    response = raw_http(
+        live_server.url,
+        b"POST /api/v1/tokens/rtm/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: Token "
+        + key.encode()
+        + b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        + f"{len(body):x}\r\n".encode()
+        + body
+        + b"\r\n0\r\n\r\n",
+    )
+    assert response.startswith(b"HTTP/1.1 411"), response[:200]
+    assert IssuedToken.objects.count() == 0
+
+
+# --- no 5xx from any method on any path -------------------------------------------------------
+
+METHODS = ["get", "head", "post", "put", "patch", "delete", "options", "trace"]
+PATHS = [
+    "/",
+    "/healthz",
+    "/api/v1/auth/token/",
+    "/api/v1/me/",
+    "/api/v1/tokens/rtc/",
+    "/api/v1/tokens/rtm/",
+    "/rtctoken",
+    "/rtmtoken",
+    "/api/schema/",
+    "/api/docs/",
+    "/admin/",
+    "/admin/login/",
+    "/admin/logout/",
+    "/admin/tokens/issuedtoken/",
+    "/admin/tokens/issuedtoken/1/change/",
+    "/admin/tokens/agoraidentity/",
+    "/admin/auth/user/",
+    "/static/admin/css/base.css",
+    "/no/such/path",
+]
+
+
+@pytest.mark.parametrize("who", ["anonymous", "api token", "staff session"])
+@pytest.mark.parametrize("method", METHODS)
+def test_no_method_on_any_path_is_a_5xx_and_every_405_is_json(who, method, user, admin_user):
+    from tests.conftest import client_for
+
+    client = {"anonymous": Client, "api token": lambda: client_for(user), "staff session": Client}[who]()
+    if who == "staff session":
+        client.force_login(admin_user)
+    client.raise_request_exception = False
+    for path in PATHS:
+        response = client.generic(method.upper(), path)
+        assert response.status_code < 500, (method, path, response.status_code)
+        if response.status_code == 405 and method == "head":  # no body, but the error's type
+            assert response["Content-Type"] == "application/json", path
+        elif response.status_code == 405:
+            assert _error(response)["code"] == "method_not_allowed", (method, path)
+
+
+@pytest.mark.parametrize("method", ["trace", "put", "patch", "get"])
+def test_a_method_a_token_endpoint_does_not_serve_is_405_before_authentication(anon, method):
+    for path in (LOGIN, RTC, "/rtctoken"):
+        if (path, method) == (LOGIN, "get"):
+            continue
+        response = anon.generic(method.upper(), path)
+        assert response.status_code == 405, (method, path)
+        assert _error(response)["code"] == "method_not_allowed"
+
+
+# --- the admin's URL filters ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "issued_at__year=9999",
+        "issued_at__year=9999&issued_at__month=12&issued_at__day=31",
+        "issued_at__year=0",
+        "issued_at__year=2026&issued_at__month=13",
+        "issued_at__year=99999999999999999999",
+        "issued_at__gte=99999-01-01",
+        "issued_at__gte=2026-01-01&issued_at__lt=10000-01-01",
+    ],
+)
+def test_out_of_range_admin_date_filters_are_400_or_empty_never_500(admin_client, query):
+    admin_client.raise_request_exception = False
+    response = admin_client.get(f"/admin/tokens/issuedtoken/?{query}")
+    assert response.status_code in (200, 302, 400), response.status_code
+    if response.status_code == 200:
+        assert list(response.context["cl"].result_list) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "user_agent__regex=^(a%2B)%2B$",
+        "token_sha256__startswith=ab",
+        "user__password__startswith=p",
+        "id__gt=0",
+    ],
+)
+def test_admin_url_lookups_are_limited_to_the_lists_own_filters(admin_client, query):
+    admin_client.raise_request_exception = False
+    response = admin_client.get(f"/admin/tokens/issuedtoken/?{query}")
+    assert response.status_code == 400
+    assert _error(response)["code"] == "bad_request"
+
+
+def test_the_lists_own_filters_still_work_from_the_url(admin_client):
+    response = admin_client.get(
+        "/admin/tokens/issuedtoken/?service__exact=rtc&role__exact=publisher&version__exact=007"
+        "&source__exact=api&issued_at__year=2026&issued_at__month=11&issued_at__day=28"
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/tokens/agoraidentity/?uid__gt=1",
+        "/admin/auth/user/?username__regex=^(a%2B)%2B$",
+        "/admin/auth/user/?password__startswith=md5",
+    ],
+)
+def test_other_admin_lists_refuse_url_lookups_they_do_not_offer(admin_client, url):
+    admin_client.raise_request_exception = False
+    assert admin_client.get(url).status_code == 400
+
+
+def test_the_user_lists_own_filters_still_work(admin_client):
+    response = admin_client.get("/admin/auth/user/?is_staff__exact=1&is_active__exact=1&groups__id__exact=1")
+    assert response.status_code == 200

@@ -8,6 +8,7 @@ from tests.conftest import APP_CERTIFICATE, APP_ID
 from tokens import agora, services
 from tokens.exceptions import TokenServiceError
 from tokens.models import AgoraIdentity, IssuedToken
+from tokens.services import identities
 
 pytestmark = pytest.mark.django_db
 
@@ -33,14 +34,14 @@ def test_identity_retries_when_a_drawn_uid_is_taken(user, django_user_model, mon
     other = django_user_model.objects.create_user("bob")
     AgoraIdentity.objects.create(user=other, uid=77)
     draws = iter([76, 76, 41])  # randbelow(n) + 1: 77, 77, then 42
-    monkeypatch.setattr(services.secrets, "randbelow", lambda n: next(draws))
+    monkeypatch.setattr(identities.secrets, "randbelow", lambda n: next(draws))
     assert services.get_or_create_identity(user=user).uid == 42
     assert services.get_or_create_identity(user=user).uid == 42  # and it stays
 
 
 def test_identity_allocation_gives_up_with_503_when_every_draw_clashes(user, django_user_model, monkeypatch):
     AgoraIdentity.objects.create(user=django_user_model.objects.create_user("bob"), uid=5)
-    monkeypatch.setattr(services.secrets, "randbelow", lambda n: 4)
+    monkeypatch.setattr(identities.secrets, "randbelow", lambda n: 4)
     with pytest.raises(TokenServiceError) as caught:
         services.get_or_create_identity(user=user)
     assert (caught.value.code, caught.value.status) == ("uid_allocation_failed", 503)
@@ -49,13 +50,13 @@ def test_identity_allocation_gives_up_with_503_when_every_draw_clashes(user, dja
 
 def test_uid_draws_cover_the_whole_range(monkeypatch, user, django_user_model):
     seen = []
-    real = services.secrets.randbelow
+    real = identities.secrets.randbelow
 
     def spy(n):
         seen.append(n)
         return real(n)
 
-    monkeypatch.setattr(services.secrets, "randbelow", spy)
+    monkeypatch.setattr(identities.secrets, "randbelow", spy)
     services.get_or_create_identity(user=user)
     assert seen == [agora.UID_MAX]  # randbelow(2^32-1) + 1 -> 1..2^32-1
 

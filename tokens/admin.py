@@ -1,11 +1,14 @@
 """Read-only audit admin (for everyone, superusers included) and the user's Agora uid."""
 
 import re
+from datetime import UTC, datetime
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import BadRequest
 from django.db.models import Q
+from django.utils.dateparse import parse_date, parse_datetime
 
 from tokens import agora
 from tokens.models import AgoraIdentity, IssuedToken
@@ -13,7 +16,28 @@ from tokens.models import AgoraIdentity, IssuedToken
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+_FIELD_FILTER_LOOKUPS = ("exact", "isnull", "id__exact", "gte", "lt")
+
+
+class ListFilterLookupsOnly:
+    """A changelist's URL may filter by what its list_filter and date bar offer, nothing else:
+    Django's default also lets any column be filtered with any lookup (regexes included)."""
+
+    def lookup_allowed(self, lookup, value, request=None):
+        allowed = set()
+        for entry in self.list_filter:
+            if isinstance(entry, str):
+                allowed.update(f"{entry}__{suffix}" for suffix in _FIELD_FILTER_LOOKUPS)
+            elif isinstance(entry, tuple | list):
+                allowed.update(f"{entry[0]}__{suffix}" for suffix in _FIELD_FILTER_LOOKUPS)
+            else:  # a SimpleListFilter
+                allowed.add(entry.parameter_name)
+        if self.date_hierarchy:
+            allowed.update(f"{self.date_hierarchy}__{part}" for part in ("year", "month", "day"))
+        return lookup in allowed
+
+
+class ReadOnlyAdmin(ListFilterLookupsOnly, admin.ModelAdmin):
     """Viewable, never added, changed or deleted through the admin."""
 
     def has_add_permission(self, request, obj=None):
@@ -31,6 +55,36 @@ def _uid_term(term: str) -> int | None:
     if len(term) <= 10 and term.isascii() and term.isdigit() and agora.UID_MIN <= int(term) <= agora.UID_MAX:
         return int(term)
     return None
+
+
+# Date parts the date bar may ask for, and the range a day, month or year after them fits in.
+_DATE_PARTS = {"year": (1, 9998), "month": (1, 12), "day": (1, 31)}
+
+
+def _checked_date_filters(request, field: str):
+    """The request with its date filters on `field` validated (400 naming the parameter when
+    out of range or unparsable) and made time-zone aware, so the changelist never computes
+    a date past year 9999 or compares against a naive one."""
+    query = request.GET.copy()
+    for part, (low, high) in _DATE_PARTS.items():
+        name = f"{field}__{part}"
+        for value in query.getlist(name):
+            if not (len(value) <= 4 and value.isascii() and value.isdigit() and low <= int(value) <= high):
+                raise BadRequest(f"{name}: must be a whole number within {low}..{high}.")
+    for name in (f"{field}__gte", f"{field}__lt"):
+        values = []
+        for value in query.getlist(name):
+            moment = parse_datetime(value) if len(value) <= 40 else None
+            if moment is None:
+                day = parse_date(value) if len(value) <= 10 else None
+                moment = datetime(day.year, day.month, day.day) if day else None
+            if moment is None or not 1 <= moment.year <= 9998:
+                raise BadRequest(f"{name}: must be a date or date-time within years 1..9998.")
+            values.append(str(moment if moment.tzinfo else moment.replace(tzinfo=UTC)))
+        if values:
+            query.setlist(name, values)
+    request.GET = query
+    return request
 
 
 @admin.register(IssuedToken)
@@ -67,7 +121,7 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
     )
 
     def get_changelist_instance(self, request):
-        changelist = super().get_changelist_instance(request)
+        changelist = super().get_changelist_instance(_checked_date_filters(request, "issued_at"))
         if changelist.query:
             # A search narrows to a few indexed rows; the date bar's MIN/MAX over them would
             # walk the whole issued_at index when nothing matches (seen at 1M rows: 0.2 s).
@@ -130,5 +184,5 @@ else:  # pragma: no cover - a custom user model without an admin
 
 
 @admin.register(User)
-class UserWithAgoraAdmin(user_admin_class):
+class UserWithAgoraAdmin(ListFilterLookupsOnly, user_admin_class):
     inlines = [*user_admin_class.inlines, AgoraIdentityInline]

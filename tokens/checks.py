@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
 from tokens import agora
-from tokens.services import PUBLISHER_POLICIES
+from tokens.policies import PUBLISHER_POLICIES
 from tokens.validators import MIN_LIFETIME
 
 # Credentials that must never sign production tokens: the obviously fake pair that

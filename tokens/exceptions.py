@@ -7,11 +7,13 @@ can call them too; the API exception handler turns it, and every DRF error, into
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 
+from django.core.exceptions import BadRequest, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -30,12 +32,16 @@ class TokenServiceError(Exception):
         *,
         status: int = 400,
         fields: Mapping[str, Sequence[str]] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.fields = {name: list(errors) for name, errors in (fields or {}).items()}
+        self.headers = dict(headers or {})
+        if status == 401:
+            self.headers.setdefault("WWW-Authenticate", "Token")  # RFC 9110: a 401 names its scheme
 
     @classmethod
     def from_validation_error(cls, field: str, exc: DjangoValidationError) -> TokenServiceError:
@@ -79,6 +85,17 @@ def _field_errors(detail: object) -> dict[str, list[str]]:
 
 _TOO_LARGE = ("too_large", "body: the request body is too large.", {"body": ["Too large."]})
 
+# The database is unreachable or dropped the connection: a 503 the client may retry, not a bug.
+DATABASE_OUTAGES = (OperationalError, InterfaceError)
+
+
+def database_unavailable() -> TokenServiceError:
+    """The error every endpoint answers while the database cannot be reached."""
+    return TokenServiceError(
+        "database_unavailable", "The database is unavailable; try again shortly.", status=503
+    )
+
+
 _CODES = {
     drf.ValidationError: "invalid",
     drf.ParseError: "parse_error",
@@ -95,11 +112,11 @@ _CODES = {
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's EXCEPTION_HANDLER: every handled error in the one shape; None lets a bug be a 500."""
+    if isinstance(exc, DATABASE_OUTAGES):
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        exc = database_unavailable()
     if isinstance(exc, TokenServiceError):
-        response = Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
-        if exc.status == 401:
-            response["WWW-Authenticate"] = "Token"  # RFC 9110: a 401 names its scheme
-        return response
+        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status, headers=exc.headers)
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body(*_TOO_LARGE), status=413)
     if isinstance(exc, Http404):
@@ -131,9 +148,20 @@ def json_error(status: int, code: str, message: str, fields: Mapping | None = No
     return JsonResponse(error_body(code, message, fields), status=status)
 
 
+def service_error_response(exc: TokenServiceError) -> JsonResponse:
+    """A TokenServiceError as a plain Django response (outside DRF views)."""
+    response = json_error(exc.status, exc.code, exc.message, exc.fields)
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
+
+
 def bad_request(request, exception=None):
     if isinstance(exception, RequestDataTooBig):
         return json_error(413, *_TOO_LARGE)
+    if isinstance(exception, BadRequest) and exception.args:
+        # Raised by our own code with a message meant for the client.
+        return json_error(400, "bad_request", str(exception))
     return json_error(400, "bad_request", "The request could not be understood.")
 
 
@@ -154,4 +182,7 @@ def method_not_allowed(method: str) -> JsonResponse:
 
 
 def server_error(request):
+    # Django calls this inside its `except`, so the exception is at hand.
+    if isinstance(sys.exc_info()[1], DATABASE_OUTAGES):
+        return service_error_response(database_unavailable())
     return json_error(500, "server_error", "Internal error; it has been logged.")

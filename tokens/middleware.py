@@ -1,17 +1,61 @@
 """Request guards that apply before any view (the admin's included)."""
 
-from tokens.exceptions import json_error
+from django.conf import settings
+
+from tokens.exceptions import json_error, method_not_allowed
+
+# Methods whose requests never carry a body Django would read.
+_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
-class RejectNulBytesMiddleware:
-    """400 for a NUL byte in the path or query string. PostgreSQL cannot store or compare
-    text with NUL, so a filter like the admin's `?username__exact=%00` would be a 500."""
+class RequestGuardMiddleware:
+    """Refuse, before any work, what no view here can handle safely:
+
+    - a NUL byte in the path or query string (400): PostgreSQL cannot store or compare text
+      with NUL, so a filter like the admin's `?username__exact=%00` would be a 500;
+    - a body without a Content-Length (411): WSGI hands Django a chunked body as empty, so
+      `Transfer-Encoding: chunked` would be taken for `{}` and answered with defaults;
+    - a declared body over DATA_UPLOAD_MAX_MEMORY_SIZE (413), before a byte of it is parsed:
+      every body this server takes (login, token requests, admin forms) is tiny.
+
+    And a 405 from a view outside the API (the admin's) is answered in the error shape too.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        meta = request.META
         query = request.GET
         if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, vs in query.lists() for v in vs):
             return json_error(400, "invalid", "The URL contains a NUL byte.")
-        return self.get_response(request)
+        if "HTTP_TRANSFER_ENCODING" in meta and request.method not in _BODYLESS:
+            return json_error(
+                411,
+                "length_required",
+                "body: send it with a Content-Length header; chunked transfer encoding is not accepted.",
+                {"body": ["Content-Length required."]},
+            )
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        length = meta.get("CONTENT_LENGTH")
+        if limit is not None and length:
+            try:
+                too_large = int(length) > limit
+            except ValueError:
+                return json_error(400, "bad_request", "Content-Length is not a number.")
+            if too_large:
+                return json_error(
+                    413,
+                    "too_large",
+                    f"body: the request body is too large (at most {limit} bytes).",
+                    {"body": [f"At most {limit} bytes."]},
+                )
+        response = self.get_response(request)
+        if response.status_code == 405 and not response.get("Content-Type", "").startswith(
+            "application/json"
+        ):
+            allow = response.get("Allow")
+            response = method_not_allowed(request.method)
+            if allow:
+                response["Allow"] = allow
+        return response

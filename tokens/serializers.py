@@ -9,7 +9,16 @@ from tokens import agora, validators
 from tokens.models import IssuedToken
 
 
-class StrictCharField(serializers.CharField):
+class SchemaExtraMixin:
+    """`schema_extra`: JSON Schema keywords (or a callable giving them) that tokens.schema adds
+    to the field's OpenAPI description, for rules DRF cannot describe itself."""
+
+    def __init__(self, *, schema_extra=None, **kwargs):
+        self.schema_extra = schema_extra
+        super().__init__(**kwargs)
+
+
+class StrictCharField(SchemaExtraMixin, serializers.CharField):
     """A JSON string, never a number or boolean coerced to one; whitespace kept as sent
     (a space is a legal, significant character in an Agora channel name)."""
 
@@ -17,6 +26,7 @@ class StrictCharField(serializers.CharField):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("trim_whitespace", False)
+        kwargs.setdefault("schema_extra", validators.TEXT_SCHEMA)
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
@@ -25,7 +35,7 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class StrictIntegerField(serializers.IntegerField):
+class StrictIntegerField(SchemaExtraMixin, serializers.IntegerField):
     """A JSON integer: not a string, float or boolean."""
 
     default_error_messages = {"invalid": "Must be an integer."}
@@ -64,20 +74,39 @@ def _shown(name: object, limit: int = 64) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+MAX_UNKNOWN_FIELDS_NAMED = 5
+
+
+def _unknown_fields(data: object, known) -> dict[str, list[str]]:
+    """The first few unknown field names, each with its error, and a count of the rest: a body
+    of thousands of unknown keys gets an answer of a few hundred bytes."""
+    if not isinstance(data, Mapping):
+        return {}
+    unknown = [name for name in data if name not in known]
+    errors = {_shown(name): ["Unknown field."] for name in unknown[:MAX_UNKNOWN_FIELDS_NAMED]}
+    if len(unknown) > MAX_UNKNOWN_FIELDS_NAMED:
+        errors["body"] = [f"{len(unknown) - MAX_UNKNOWN_FIELDS_NAMED} more unknown fields."]
+    return errors
+
+
 class StrictSerializer(serializers.Serializer):
-    """Rejects every field it does not define, naming each, beside the other field errors."""
+    """Rejects every field it does not define, naming them (up to a few), beside the other
+    field errors."""
+
+    rejects_unknown_fields = True  # the schema says additionalProperties: false
 
     def to_internal_value(self, data):
-        unknown = {}
-        if isinstance(data, Mapping):
-            unknown = {_shown(name): ["Unknown field."] for name in data if name not in self.fields}
+        unknown = _unknown_fields(data, self.fields)
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
             if not unknown:
                 raise
             detail = exc.detail if isinstance(exc.detail, dict) else {"body": exc.detail}
-            raise serializers.ValidationError({**detail, **unknown}) from None
+            merged = {**detail, **unknown}
+            if "body" in detail and "body" in unknown:
+                merged["body"] = [*detail["body"], *unknown["body"]]
+            raise serializers.ValidationError(merged) from None
         if unknown:
             raise serializers.ValidationError(unknown)
         return value
@@ -98,6 +127,7 @@ class LoginInput(StrictSerializer):
 class RtcTokenInput(StrictSerializer):
     channel = StrictCharField(
         validators=[validators.validate_channel_name],
+        schema_extra=validators.NAME_SCHEMA,
         help_text=f"1..63 bytes of {validators.ALLOWED_CHARACTERS_TEXT}",
     )
     role = StrictChoiceField(
@@ -106,6 +136,7 @@ class RtcTokenInput(StrictSerializer):
     expires_in = StrictIntegerField(
         required=False,
         validators=[validators.validate_lifetime],
+        schema_extra=validators.lifetime_schema,
         help_text="Seconds, 60..AGORA_TOKEN_MAX_TTL; default AGORA_TOKEN_TTL.",
     )
     version = _version_field("006 or 007; default AGORA_TOKEN_VERSION.")
@@ -115,6 +146,7 @@ class RtmTokenInput(StrictSerializer):
     expires_in = StrictIntegerField(
         required=False,
         validators=[validators.validate_lifetime],
+        schema_extra=validators.lifetime_schema,
         help_text="Seconds, 60..AGORA_TOKEN_MAX_TTL; default AGORA_TOKEN_TTL. "
         "006 RTM tokens are always valid 24 h, and the response says so.",
     )
@@ -124,7 +156,9 @@ class RtmTokenInput(StrictSerializer):
 class CompatRtcInput(StrictSerializer):
     """The tutorial's POST /rtctoken body."""
 
-    channel = StrictCharField(validators=[validators.validate_channel_name])
+    channel = StrictCharField(
+        validators=[validators.validate_channel_name], schema_extra=validators.NAME_SCHEMA
+    )
     isPublisher = StrictBooleanField(required=False, default=False)  # noqa: N815 (tutorial's key)
 
     def validate(self, attrs):
@@ -136,7 +170,12 @@ class CompatRtcInput(StrictSerializer):
 class CompatRtmInput(StrictSerializer):
     """The tutorial's POST /rtmtoken body; `user`, if sent, must be the caller's RTM id."""
 
-    user = StrictCharField(required=False, validators=[validators.validate_rtm_user_id])
+    user = StrictCharField(
+        required=False,
+        validators=[validators.validate_rtm_user_id],
+        schema_extra=validators.RTM_USER_ID_SCHEMA,
+        help_text="Your own RTM user id (str of your uid); any other is 403.",
+    )
 
     def validate(self, attrs):
         return {"user_id": attrs.get("user")}
@@ -196,3 +235,17 @@ class ErrorDetail(serializers.Serializer):
 
 class ErrorOutput(serializers.Serializer):
     error = ErrorDetail()
+
+
+class HealthOutput(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok"])
+    database = serializers.ChoiceField(choices=["ok", "unavailable"])
+    cache = serializers.ChoiceField(choices=["ok", "unavailable"])
+    agora = serializers.ChoiceField(choices=["ok", "not_configured"])
+
+
+class HealthErrorOutput(HealthOutput):
+    """A 503 from /healthz: the error shape plus each part's state."""
+
+    error = ErrorDetail()
+    status = serializers.ChoiceField(choices=["unhealthy"])

@@ -16,6 +16,18 @@ MIN_LIFETIME = 60
 
 ALLOWED_CHARACTERS_TEXT = "a-z A-Z 0-9 space and !#$%&()+-:;<=.>?@[]^_{}|~,"
 
+# The same rules as JSON Schema, for the OpenAPI document (tokens.schema).
+NAME_SCHEMA = {"minLength": 1, "maxLength": MAX_NAME_BYTES, "pattern": f"^[{_ALLOWED}]+$"}
+RTM_USER_ID_SCHEMA = {
+    "minLength": 1,
+    "maxLength": MAX_NAME_BYTES,
+    "pattern": f"^[{_ALLOWED.replace(' ', '')}][{_ALLOWED}]*$",
+    "not": {"enum": ["null"]},
+}
+# Free text (usernames, passwords): DRF refuses NUL in any string (and unpaired surrogates,
+# which JSON Schema cannot express and valid JSON text does not carry).
+TEXT_SCHEMA = {"pattern": "^[^\\u0000]*$"}
+
 
 def _check_name(value: str, what: str) -> None:
     if not isinstance(value, str) or value == "":
@@ -50,6 +62,11 @@ def validate_rtm_user_id(value: str) -> None:
 def max_lifetime() -> int:
     """The longest token lifetime this server grants (never above Agora's 24 h)."""
     return min(settings.AGORA_TOKEN_MAX_TTL, agora.MAX_LIFETIME)
+
+
+def lifetime_schema() -> dict:
+    """JSON Schema bounds of a token lifetime, as configured now."""
+    return {"minimum": MIN_LIFETIME, "maximum": max_lifetime()}
 
 
 def validate_lifetime(value: int) -> None:

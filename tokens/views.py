@@ -2,12 +2,13 @@
 
 import logging
 
+from django.core.cache import caches
 from django.db import DatabaseError, connection
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -17,6 +18,7 @@ from rest_framework.views import APIView
 
 from tokens import clients, services
 from tokens.authentication import ApiTokenAuthentication
+from tokens.credentials import agora_configured
 from tokens.exceptions import error_body, method_not_allowed
 from tokens.models import IssuedToken
 from tokens.serializers import (
@@ -25,6 +27,8 @@ from tokens.serializers import (
     CompatRtmInput,
     CompatRtmOutput,
     ErrorOutput,
+    HealthErrorOutput,
+    HealthOutput,
     LoginInput,
     LoginOutput,
     MeOutput,
@@ -37,20 +41,32 @@ from tokens.throttling import ScopedThrottle
 
 logger = logging.getLogger(__name__)
 
-ERRORS = {code: ErrorOutput for code in (400, 401, 403, 415, 429, 503)}
+ERRORS = {code: ErrorOutput for code in (400, 401, 403, 405, 411, 413, 415, 429, 503)}
 
 
 def _caller(request) -> dict:
     return {"client_ip": clients.client_ip(request), "user_agent": clients.user_agent(request)}
 
 
-class TokenView(APIView):
+class ApiView(APIView):
+    """APIView that answers a method it does not serve with 405 before anything else, so an
+    anonymous TRACE is a 405, not a 401."""
+
+    def initial(self, request, *args, **kwargs):
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            self.http_method_not_allowed(request, *args, **kwargs)
+        super().initial(request, *args, **kwargs)
+
+
+class TokenView(ApiView):
     """An endpoint that issues Agora tokens: login required, per-user throttle, and one
     shape: validate the input, call the service, serialize what it issued."""
 
     permission_classes = [IsAuthenticated]
     throttle_classes = [ScopedThrottle]
     throttle_scope = "tokens"
+    throttle_fails_open = True  # a cache outage must not stop calls from starting
     input_class: type
     output_class: type
     issue: staticmethod
@@ -102,7 +118,7 @@ class CompatRtmTokenView(TokenView):
     success_status = status.HTTP_200_OK
 
 
-class ApiTokenView(APIView):
+class ApiTokenView(ApiView):
     """POST: username + password -> API token. DELETE: revoke the token sent."""
 
     throttle_classes = [ScopedThrottle]
@@ -133,7 +149,7 @@ class ApiTokenView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MeView(APIView):
+class MeView(ApiView):
     @extend_schema(responses={200: MeOutput, 401: ErrorOutput})
     def get(self, request):
         identity = services.get_or_create_identity(user=request.user)
@@ -145,22 +161,44 @@ class MeView(APIView):
         return Response(MeOutput(body).data)
 
 
-class HealthView(APIView):
-    """Liveness plus a database round trip, for load balancers."""
+def _database_state() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        logger.warning("health check: database unavailable (%s)", type(exc).__name__)
+        return "unavailable"
+    return "ok"
+
+
+def _cache_state() -> str:
+    try:
+        caches["default"].get("healthz")
+    except Exception as exc:  # each backend raises its own connection errors
+        logger.warning("health check: cache unavailable (%s)", type(exc).__name__)
+        return "unavailable"
+    return "ok"
+
+
+class HealthView(ApiView):
+    """Can this node issue tokens? Database, cache and Agora credentials, for load balancers."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: OpenApiResponse(description="ok"), 503: ErrorOutput}, auth=[])
+    @extend_schema(responses={200: HealthOutput, 503: HealthErrorOutput}, auth=[])
     def get(self, request):
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-        except DatabaseError:
-            logger.exception("health check: database unavailable")
-            body = error_body("unhealthy", "database: unavailable", {"database": ["unavailable"]})
-            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        return Response({"status": "ok", "database": "ok"})
+        parts = {
+            "database": _database_state(),
+            "cache": _cache_state(),
+            "agora": "ok" if agora_configured() else "not_configured",
+        }
+        failing = {name: [state] for name, state in parts.items() if state != "ok"}
+        if not failing:
+            return Response({"status": "ok", **parts})
+        message = "; ".join(f"{name}: {state[0]}" for name, state in failing.items())
+        body = {**error_body("unhealthy", message, failing), "status": "unhealthy", **parts}
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 class JsonErrorsMixin:
@@ -174,11 +212,11 @@ class JsonErrorsMixin:
 
 
 class SchemaView(JsonErrorsMixin, SpectacularAPIView):
-    pass
+    metadata_class = None  # OPTIONS: 405, like any other method these views do not serve
 
 
 class DocsView(JsonErrorsMixin, SpectacularSwaggerView):
-    pass
+    metadata_class = None  # OPTIONS would render DRF's metadata through the HTML template: a 500
 
 
 @csrf_exempt  # GET only: there is nothing to protect, and a POST gets a JSON 405

@@ -27,9 +27,15 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 CSRF_FAILURE_VIEW = "tokens.exceptions.csrf_failure"
+# Debug and error pages mask the App Certificate, every password (URLs included) and every
+# other configured secret, wherever it appears.
+DEFAULT_EXCEPTION_REPORTER = "tokens.reporting.SecretScrubbingReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "tokens.reporting.SecretsFilter"
+# Every body this server takes is tiny: anything declared larger is refused (413) unread.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=16384)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "tokens.apps.TokenServerAdminConfig",  # django.contrib.admin with a lockout-aware login
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -44,7 +50,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "tokens.middleware.RejectNulBytesMiddleware",
+    "tokens.middleware.RequestGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -81,6 +87,11 @@ DATABASES = {
 # Persistent connections: on this machine they more than doubled token requests/s.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable database host answers 503 within seconds instead of hanging a worker.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several workers on one SQLite file: WAL lets readers run beside the writer, IMMEDIATE
     # takes the write lock at BEGIN (no upgrade deadlocks), the timeout waits for it.
@@ -99,8 +110,21 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # so every process counts against the same throttle budget.
 
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://tokenserver")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A Redis that is down or unreachable must cost a request milliseconds, not redis-py's
+    # default 5 s: token requests then go on without their budget, logins answer 503.
+    _cache_timeout = env.float("CACHE_SOCKET_TIMEOUT", default=0.5)
+    CACHES["default"].setdefault("OPTIONS", {})
+    CACHES["default"]["OPTIONS"].setdefault("socket_connect_timeout", _cache_timeout)
+    CACHES["default"]["OPTIONS"].setdefault("socket_timeout", _cache_timeout)
 
 # --- Auth, i18n, static -------------------------------------------------------------------
+
+# Every password check counts against the client IP and the account first (tokens.backends).
+AUTHENTICATION_BACKENDS = ["tokens.backends.GuardedModelBackend"]
+LOGIN_FAILURE_LIMIT_PER_ACCOUNT = env.int("LOGIN_FAILURE_LIMIT_PER_ACCOUNT", default=5)
+LOGIN_FAILURE_LIMIT_PER_IP = env.int("LOGIN_FAILURE_LIMIT_PER_IP", default=20)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -154,7 +178,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "tokens.exceptions.api_exception_handler",
     # Errors that belong to no single field (a body that is not a JSON object) name "body".
     "NON_FIELD_ERRORS_KEY": "body",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "tokens.schema.AutoSchema",
 }
 
 REST_KNOX = {
@@ -173,6 +197,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"PartStateEnum": ["ok", "unavailable"]},
 }
 
 # --- Agora --------------------------------------------------------------------------------

@@ -6,30 +6,27 @@ TokenServiceError. Settings are read at call time.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.contrib.auth import authenticate, get_user_model, user_logged_in, user_logged_out
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
-from knox.models import AuthToken
 
 from tokens import agora, validators
+from tokens.credentials import agora_credentials
 from tokens.exceptions import TokenServiceError
-from tokens.models import AgoraIdentity, IssuedToken
+from tokens.models import AgoraIdentity, IssuedToken, token_sha256
+from tokens.policies import check_publisher_allowed
+from tokens.services.identities import get_or_create_identity
 
 logger = logging.getLogger(__name__)
 
-UID_ALLOCATION_ATTEMPTS = 8
 USER_AGENT_MAX = IssuedToken._meta.get_field("user_agent").max_length
-POLICY_OPEN, POLICY_PERMISSION = PUBLISHER_POLICIES = ("open", "permission")
 
 
 @dataclass(frozen=True)
@@ -58,133 +55,6 @@ class IssuedRtmToken:
     record: IssuedToken
 
 
-@dataclass(frozen=True)
-class ApiLogin:
-    key: str  # shown to the client once; only its SHA-512 digest is stored
-    expires_at: datetime | None
-    user: AbstractBaseUser
-
-
-def log_in(*, request, username: str, password: str) -> ApiLogin:
-    """Check a username and password and open an expiring API token for that user."""
-    user = authenticate(request, username=username, password=password)
-    if user is None:
-        raise TokenServiceError(
-            "invalid_credentials",
-            "Unable to log in with the provided username and password.",
-            status=401,
-        )
-    instance, key = AuthToken.objects.create(user=user)
-    user_logged_in.send(sender=user.__class__, request=request, user=user)
-    logger.info("api token opened user=%s", user.get_username())
-    return ApiLogin(key=key, expires_at=instance.expiry, user=user)
-
-
-def log_out(*, request, api_token: AuthToken) -> None:
-    """Revoke the API token the request was made with."""
-    user = api_token.user
-    api_token.delete()
-    user_logged_out.send(sender=user.__class__, request=request, user=user)
-    logger.info("api token revoked user=%s", user.get_username())
-
-
-def purge_expired_api_tokens(*, now: datetime | None = None) -> int:
-    """Delete API tokens past their expiry; returns how many."""
-    deleted, _ = AuthToken.objects.filter(expiry__lt=now or timezone.now()).delete()
-    return deleted
-
-
-@dataclass(frozen=True)
-class DemoAccount:
-    user: AbstractBaseUser
-    created: bool
-    password_matches: bool
-    api_token: str
-    uid: int
-
-
-def ensure_demo_account(*, username: str, password: str) -> DemoAccount:
-    """Development only: the demo user (created once, never reset) and a fresh API token."""
-    if not username or not password:
-        raise TokenServiceError("demo_not_configured", "Set DEMO_USERNAME and DEMO_PASSWORD.")
-    user_model = get_user_model()
-    user, created = user_model.objects.get_or_create(**{user_model.USERNAME_FIELD: username})
-    if created:
-        user.set_password(password)
-        user.save(update_fields=["password"])
-    _, key = AuthToken.objects.create(user=user)
-    identity = get_or_create_identity(user=user)
-    return DemoAccount(
-        user=user,
-        created=created,
-        password_matches=user.check_password(password),
-        api_token=key,
-        uid=identity.uid,
-    )
-
-
-def inspect_token(*, token: str) -> dict:
-    """Decode a token, find its audit row by SHA-256, and verify its signature under the
-    configured certificate (006 tokens carry only CRCs of channel and uid: the row supplies
-    them)."""
-    try:
-        agora.decode(token)
-    except agora.InvalidTokenError as exc:
-        raise TokenServiceError("invalid_token", f"token: {exc}", fields={"token": [str(exc)]}) from None
-    _, certificate = _credentials()
-    record = IssuedToken.objects.filter(token_sha256=token_sha256(token)).first()
-    channel = account = None
-    if record is not None:
-        if record.service == IssuedToken.Service.RTC:
-            channel, account = record.channel, str(record.uid)
-        else:
-            channel, account = record.rtm_user_id, ""
-    summary = agora.inspect(token, certificate, channel=channel, account=account)
-    summary["audit_row"] = None if record is None else record.pk
-    return summary
-
-
-def token_sha256(token: str) -> str:
-    """The audit log's fingerprint of a token (the token itself is never stored)."""
-    return hashlib.sha256(token.encode("ascii")).hexdigest()
-
-
-def get_or_create_identity(*, user: AbstractBaseUser) -> AgoraIdentity:
-    """The user's one Agora uid, created on first need: random from `secrets`, retried on a
-    unique clash, so concurrent processes and hosts can never hand out the same uid."""
-    try:
-        return AgoraIdentity.objects.get(user=user)
-    except AgoraIdentity.DoesNotExist:
-        pass
-    for _ in range(UID_ALLOCATION_ATTEMPTS):
-        uid = secrets.randbelow(agora.UID_MAX) + agora.UID_MIN
-        try:
-            with transaction.atomic():
-                return AgoraIdentity.objects.create(user=user, uid=uid)
-        except IntegrityError:
-            # Either the uid is taken (draw again) or a concurrent request just gave this
-            # user an identity (use it).
-            existing = AgoraIdentity.objects.filter(user=user).first()
-            if existing is not None:
-                return existing
-    logger.error("could not allocate an Agora uid after %d attempts", UID_ALLOCATION_ATTEMPTS)
-    raise TokenServiceError(
-        "uid_allocation_failed", "Could not allocate an Agora uid; try again.", status=503
-    )
-
-
-def _credentials() -> tuple[str, str]:
-    app_id, certificate = settings.AGORA_APP_ID, settings.AGORA_APP_CERTIFICATE
-    if not agora.is_hex32(app_id) or not agora.is_hex32(certificate):
-        logger.error("Agora credentials are missing or malformed; run `manage.py check`")
-        raise TokenServiceError(
-            "agora_not_configured",
-            "The token server has no valid Agora App ID and certificate configured.",
-            status=503,
-        )
-    return app_id, certificate
-
-
 def _validated(field: str, validator, value):
     try:
         validator(value)
@@ -210,20 +80,6 @@ def _version(version: str | None, source: str) -> str:
 def _check_user(user: AbstractBaseUser) -> None:
     if user is None or not user.is_authenticated or not user.is_active:
         raise TokenServiceError("permission_denied", "An active user account is required.", status=403)
-
-
-def _check_publisher_allowed(user: AbstractBaseUser) -> None:
-    policy = settings.AGORA_PUBLISHER_POLICY
-    if policy == POLICY_OPEN:
-        return
-    if policy == POLICY_PERMISSION and user.has_perm("tokens.publish"):
-        return
-    raise TokenServiceError(
-        "publisher_not_allowed",
-        "role: this account may not request publisher tokens.",
-        status=403,
-        fields={"role": ["Publisher tokens need the tokens.publish permission."]},
-    )
 
 
 def _unix(now: datetime | None) -> int:
@@ -269,7 +125,7 @@ def _prepare(
     _check_user(user)
     lifetime = _lifetime(expires_in)
     version = _version(version, source)
-    app_id, certificate = _credentials()
+    app_id, certificate = agora_credentials()
     identity = get_or_create_identity(user=user)
     return _Issue(user, identity, app_id, certificate, lifetime, version, _unix(now))
 
@@ -335,7 +191,7 @@ def issue_rtc_token(
     issue = _prepare(user=user, expires_in=expires_in, version=version, source=source, now=now)
     publisher = role == IssuedToken.Role.PUBLISHER
     if publisher:
-        _check_publisher_allowed(user)
+        check_publisher_allowed(user)
     built, record = _sign_and_record(
         issue,
         lambda: agora.build_rtc_token(
