@@ -4,7 +4,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tokens.models import IssuedToken
-from tokens.services import issue_rtc_token, issue_rtm_token
+from tokens.services import issue_token
 
 pytestmark = pytest.mark.django_db
 
@@ -19,9 +19,9 @@ def admin(client, admin_user):
 
 @pytest.fixture
 def rows(user):
-    issue_rtc_token(user=user, channel="lobby", role="publisher")
-    issue_rtc_token(user=user, channel="backstage", version="006")
-    issue_rtm_token(user=user)
+    issue_token(service="rtc", user=user, channel="lobby", role="publisher")
+    issue_token(service="rtc", user=user, channel="backstage", version="006")
+    issue_token(service="rtm", user=user)
     return list(IssuedToken.objects.all())
 
 
@@ -79,11 +79,11 @@ def test_audit_log_cannot_be_added_changed_or_deleted_even_by_a_superuser(admin,
 
 
 def test_changelist_query_count_does_not_grow_with_rows(admin, user):
-    issue_rtc_token(user=user, channel="c")
+    issue_token(service="rtc", user=user, channel="c")
     with CaptureQueriesContext(connection) as few:
         assert admin.get(CHANGELIST).status_code == 200
     for i in range(40):
-        issue_rtc_token(user=user, channel=f"c{i}")
+        issue_token(service="rtc", user=user, channel=f"c{i}")
     with CaptureQueriesContext(connection) as many:
         assert admin.get(CHANGELIST).status_code == 200
     assert len(many) == len(few)

@@ -4,7 +4,7 @@ import pytest
 from django.db import connection, connections
 
 from tokens.models import AgoraIdentity, IssuedToken
-from tokens.services import get_or_create_identity, issue_rtc_token
+from tokens.services import get_or_create_identity, issue_token
 
 # Real concurrent transactions need a server database; CI runs this file on PostgreSQL
 # (`make test-postgres`). SQLite serialises writers, so there is no race to show.
@@ -45,7 +45,7 @@ def test_concurrent_first_requests_of_one_user_agree_on_one_uid(user):
 
 
 def test_concurrent_token_requests_each_write_one_audit_row(user):
-    issued = _race(lambda i: issue_rtc_token(user=user, channel=f"c{i}"))
+    issued = _race(lambda i: issue_token(service="rtc", user=user, channel=f"c{i}"))
     assert len({i.uid for i in issued}) == 1
     assert IssuedToken.objects.count() == THREADS
     assert set(IssuedToken.objects.values_list("channel", flat=True)) == {f"c{i}" for i in range(THREADS)}

@@ -3,7 +3,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tokens.models import AgoraIdentity, IssuedToken
-from tokens.services import get_or_create_identity, issue_rtc_token
+from tokens.services import get_or_create_identity, issue_token
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ def test_a_uid_never_changes_once_issued(user):
 
 
 def test_deleting_a_user_keeps_the_uid_reserved_and_the_audit_trail(user):
-    issued = issue_rtc_token(user=user, channel="c")
+    issued = issue_token(service="rtc", user=user, channel="c")
     uid = issued.uid
     user.delete()
     identity = AgoraIdentity.objects.get(uid=uid)
@@ -47,7 +47,7 @@ def test_deleting_a_user_keeps_the_uid_reserved_and_the_audit_trail(user):
 
 
 def test_audit_rows_cannot_be_changed_or_deleted_in_code(user):
-    row = issue_rtc_token(user=user, channel="c").record
+    row = issue_token(service="rtc", user=user, channel="c").record
     row.channel = "forged"
     with pytest.raises(TypeError, match="append-only"):
         row.save()

@@ -16,8 +16,15 @@ NOW = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def test_rtc_service_uses_the_given_now_and_records_the_row(user):
-    issued = services.issue_rtc_token(
-        user=user, channel="c", role="publisher", expires_in=300, version="007", now=NOW, source="cli"
+    issued = services.issue_token(
+        service="rtc",
+        user=user,
+        channel="c",
+        role="publisher",
+        expires_in=300,
+        version="007",
+        now=NOW,
+        source="cli",
     )
     decoded = agora.decode(issued.token)
     assert decoded.issued_at == int(NOW.timestamp())
@@ -61,14 +68,45 @@ def test_uid_draws_cover_the_whole_range(monkeypatch, user, django_user_model):
     assert seen == [agora.UID_MAX]  # randbelow(2^32-1) + 1 -> 1..2^32-1
 
 
-def test_no_token_leaves_when_its_audit_row_cannot_be_written(user, monkeypatch):
-    def fail(**kwargs):
-        raise RuntimeError("disk full")
+@pytest.fixture
+def audit_table_refuses_inserts():
+    """Make the database itself refuse every new audit row, as a full disk or a lost
+    connection would, below any code that might catch the error."""
+    from django.db import connection
 
-    monkeypatch.setattr(IssuedToken.objects, "create", fail)
-    with pytest.raises(RuntimeError):
-        services.issue_rtc_token(user=user, channel="c")
-    assert IssuedToken.objects.count() == 0
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON tokens_issuedtoken "
+                "BEGIN SELECT RAISE(ABORT, 'audit write refused'); END"
+            )
+        else:
+            cursor.execute(
+                "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'audit write refused'; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON tokens_issuedtoken "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
+            )
+
+
+@pytest.mark.parametrize("service", ["rtc", "rtm"])
+def test_no_token_leaves_when_its_audit_row_cannot_be_written(user, audit_table_refuses_inserts, service):
+    from django.db import DatabaseError
+
+    with pytest.raises(DatabaseError, match="audit write refused"):
+        services.issue_token(service=service, user=user, channel="c")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tokens/rtc/", "/api/v1/tokens/rtm/", "/rtctoken", "/rtmtoken"])
+def test_no_token_is_answered_when_its_audit_row_cannot_be_written(api, audit_table_refuses_inserts, path):
+    api.raise_request_exception = False
+    response = api.post(path, {"channel": "c"} if "rtc" in path else {}, format="json")
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {"code": "server_error", "message": "Internal error; it has been logged.", "fields": {}}
+    }
 
 
 @pytest.mark.parametrize("who", ["anonymous", "inactive"])
@@ -80,7 +118,7 @@ def test_only_active_users_get_tokens(user, who):
     else:
         caller = AnonymousUser()
     with pytest.raises(TokenServiceError) as caught:
-        services.issue_rtm_token(user=caller)
+        services.issue_token(service="rtm", user=caller)
     assert caught.value.status == 403
 
 
@@ -95,19 +133,19 @@ def test_only_active_users_get_tokens(user, who):
 )
 def test_services_apply_agoras_rules_themselves(user, kwargs, field):
     with pytest.raises(TokenServiceError) as caught:
-        services.issue_rtc_token(user=user, **kwargs)
+        services.issue_token(service="rtc", user=user, **kwargs)
     assert (caught.value.status, list(caught.value.fields)) == (400, [field])
     assert IssuedToken.objects.count() == 0
 
 
 def test_rtm_service_refuses_someone_elses_user_id(user):
     with pytest.raises(TokenServiceError) as caught:
-        services.issue_rtm_token(user=user, user_id="123")
+        services.issue_token(service="rtm", user=user, rtm_user_id="123")
     assert (caught.value.code, caught.value.status) == ("rtm_user_mismatch", 403)
 
 
 def test_issued_rtm_006_token_verifies_against_its_audit_row(user):
-    issued = services.issue_rtm_token(user=user, version="006", now=NOW)
+    issued = services.issue_token(service="rtm", user=user, version="006", now=NOW)
     row = issued.record
     assert agora.verify(issued.token, APP_CERTIFICATE, channel=row.rtm_user_id, account="")
     assert issued.expires_at == NOW.replace(day=3)

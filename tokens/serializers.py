@@ -2,6 +2,7 @@
 rejected by name, Agora's rules applied by the shared validators."""
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from rest_framework import serializers
 
@@ -178,7 +179,7 @@ class CompatRtmInput(StrictSerializer):
     )
 
     def validate(self, attrs):
-        return {"user_id": attrs.get("user")}
+        return {"rtm_user_id": attrs.get("user")}
 
 
 # --- outputs ----------------------------------------------------------------------------------
@@ -225,6 +226,49 @@ class CompatRtcOutput(serializers.Serializer):
 
 class CompatRtmOutput(serializers.Serializer):
     token = serializers.CharField()
+
+
+# The bodies themselves, built directly from what issuance returns (both API paths use these;
+# the serializers above describe them in the schema, and a test holds the two to each other).
+
+
+def _iso(moment: datetime) -> str:
+    # DRF's ISO 8601 rendering of a UTC datetime.
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def rtc_body(issued) -> dict:
+    return {
+        "token": issued.token,
+        "app_id": issued.app_id,
+        "channel": issued.channel,
+        "uid": issued.uid,
+        "role": issued.role,
+        "version": issued.version,
+        "issued_at": _iso(issued.issued_at),
+        "expires_at": _iso(issued.expires_at),
+        "expires_in": issued.expires_in,
+    }
+
+
+def rtm_body(issued) -> dict:
+    return {
+        "token": issued.token,
+        "app_id": issued.app_id,
+        "user_id": issued.rtm_user_id,
+        "version": issued.version,
+        "issued_at": _iso(issued.issued_at),
+        "expires_at": _iso(issued.expires_at),
+        "expires_in": issued.expires_in,
+    }
+
+
+def compat_rtc_body(issued) -> dict:
+    return {"uid": issued.uid, "token": issued.token}
+
+
+def compat_rtm_body(issued) -> dict:
+    return {"token": issued.token}
 
 
 class ErrorDetail(serializers.Serializer):

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from tokens import agora
+from tokens.models import IssuedToken
 
 # Agora's documented character set for channel names and RTM user ids.
 _ALLOWED = r"a-zA-Z0-9 !#$%&()+\-:;<=.>?@\[\]^_{}|~,"
@@ -76,6 +77,20 @@ def validate_lifetime(value: int) -> None:
     high = max_lifetime()
     if not MIN_LIFETIME <= value <= high:
         raise ValidationError(f"Must be within {MIN_LIFETIME}..{high} seconds (got {value}).", code="range")
+
+
+def validate_role(value: str) -> None:
+    """RTC role: publisher or subscriber."""
+    if value not in IssuedToken.Role.values:
+        raise ValidationError(f"Must be one of {', '.join(IssuedToken.Role.values)}.", code="invalid_choice")
+
+
+def validate_service(value: str) -> None:
+    """Token service: rtc or rtm."""
+    if value not in IssuedToken.Service.values:
+        raise ValidationError(
+            f"Must be one of {', '.join(IssuedToken.Service.values)}.", code="invalid_choice"
+        )
 
 
 def validate_version(value: str) -> None:

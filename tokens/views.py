@@ -36,6 +36,10 @@ from tokens.serializers import (
     RtcTokenOutput,
     RtmTokenInput,
     RtmTokenOutput,
+    compat_rtc_body,
+    compat_rtm_body,
+    rtc_body,
+    rtm_body,
 )
 from tokens.throttling import ScopedThrottle
 
@@ -60,24 +64,36 @@ class ApiView(APIView):
 
 
 class TokenView(ApiView):
-    """An endpoint that issues Agora tokens: login required, per-user throttle, and one
-    shape: validate the input, call the service, serialize what it issued."""
+    """An endpoint that issues Agora tokens: login required, per-user budget, and one shape:
+    validate the input, call the service, answer what it issued.
+
+    The common case (a valid API token and body) is usually answered before it gets here, by
+    tokens.fastpath, with the same service and the same bodies; this view is the reference
+    for everything else (errors, session logins) and for the schema.
+    """
 
     permission_classes = [IsAuthenticated]
     throttle_classes = [ScopedThrottle]
     throttle_scope = "tokens"
     throttle_fails_open = True  # a cache outage must not stop calls from starting
+    service: str
     input_class: type
-    output_class: type
-    issue: staticmethod
+    output_class: type  # documents `body` in the schema
+    body: staticmethod
     source = IssuedToken.Source.API
     success_status = status.HTTP_201_CREATED
 
     def post(self, request):
         data = self.input_class(data=request.data)
         data.is_valid(raise_exception=True)
-        issued = self.issue(user=request.user, **data.validated_data, source=self.source, **_caller(request))
-        return Response(self.output_class(issued).data, status=self.success_status)
+        issued = services.issue_token(
+            user=request.user,
+            service=self.service,
+            **data.validated_data,
+            source=self.source,
+            **_caller(request),
+        )
+        return Response(self.body(issued), status=self.success_status)
 
 
 def _documented(view: type) -> type:
@@ -88,22 +104,22 @@ def _documented(view: type) -> type:
 
 @_documented
 class RtcTokenView(TokenView):
-    input_class, output_class = RtcTokenInput, RtcTokenOutput
-    issue = staticmethod(services.issue_rtc_token)
+    service = IssuedToken.Service.RTC
+    input_class, output_class, body = RtcTokenInput, RtcTokenOutput, staticmethod(rtc_body)
 
 
 @_documented
 class RtmTokenView(TokenView):
-    input_class, output_class = RtmTokenInput, RtmTokenOutput
-    issue = staticmethod(services.issue_rtm_token)
+    service = IssuedToken.Service.RTM
+    input_class, output_class, body = RtmTokenInput, RtmTokenOutput, staticmethod(rtm_body)
 
 
 @_documented
 class CompatRtcTokenView(TokenView):
     """The tutorial's POST /rtctoken, now bound to the caller's own uid."""
 
-    input_class, output_class = CompatRtcInput, CompatRtcOutput
-    issue = staticmethod(services.issue_rtc_token)
+    service = IssuedToken.Service.RTC
+    input_class, output_class, body = CompatRtcInput, CompatRtcOutput, staticmethod(compat_rtc_body)
     source = IssuedToken.Source.COMPAT
     success_status = status.HTTP_200_OK  # as the tutorial answered
 
@@ -112,8 +128,8 @@ class CompatRtcTokenView(TokenView):
 class CompatRtmTokenView(TokenView):
     """The tutorial's POST /rtmtoken, for the caller's own RTM user id only."""
 
-    input_class, output_class = CompatRtmInput, CompatRtmOutput
-    issue = staticmethod(services.issue_rtm_token)
+    service = IssuedToken.Service.RTM
+    input_class, output_class, body = CompatRtmInput, CompatRtmOutput, staticmethod(compat_rtm_body)
     source = IssuedToken.Source.COMPAT
     success_status = status.HTTP_200_OK
 

@@ -4,13 +4,13 @@ views, the admin and management commands; errors are TokenServiceError."""
 
 from tokens.services.accounts import ensure_demo_account, log_in, log_out, purge_expired, start_login_attempt
 from tokens.services.identities import get_or_create_identity
-from tokens.services.issuance import issue_rtc_token, issue_rtm_token
+from tokens.services.issuance import IssuedAgoraToken, issue_token
 
 __all__ = [
+    "IssuedAgoraToken",
     "ensure_demo_account",
     "get_or_create_identity",
-    "issue_rtc_token",
-    "issue_rtm_token",
+    "issue_token",
     "log_in",
     "log_out",
     "purge_expired",

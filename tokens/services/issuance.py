@@ -1,58 +1,61 @@
-"""Token issuance: policy + identity + engine + audit row, in one transaction.
+"""Token issuance, one straight line: validate -> identity -> build -> record -> answer.
 
-Keyword-only, typed, and callable from views, the admin and management commands. Errors are
-TokenServiceError. Settings are read at call time.
+Keyword-only, typed, and callable from the API (both its paths), the admin and management
+commands. Errors are TokenServiceError. Settings are read at call time. The audit row is one
+INSERT in autocommit: committed before the token leaves this function, and no transaction
+is opened around a statement that is atomic on its own.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection
 from django.utils import timezone
 
-from tokens import agora, validators
+from tokens import agora, db, validators
 from tokens.credentials import agora_credentials
 from tokens.exceptions import TokenServiceError
-from tokens.models import AgoraIdentity, IssuedToken, token_sha256
+from tokens.models import IssuedToken, token_sha256
 from tokens.policies import check_publisher_allowed
 from tokens.services.identities import get_or_create_identity
 
 logger = logging.getLogger(__name__)
 
+Service, Role, Source = IssuedToken.Service, IssuedToken.Role, IssuedToken.Source
 USER_AGENT_MAX = IssuedToken._meta.get_field("user_agent").max_length
 
 
 @dataclass(frozen=True)
-class IssuedRtcToken:
+class IssuedAgoraToken:
+    """What every issuance returns, whatever the service: the token and what it says."""
+
     token: str
     app_id: str
-    channel: str
+    service: str
+    channel: str  # "" for RTM
     uid: int
-    role: str
+    rtm_user_id: str  # "" for RTC
+    role: str  # "" for RTM
     version: str
     issued_at: datetime
     expires_at: datetime
-    expires_in: int
-    record: IssuedToken
+    record_id: int  # the audit row
 
+    @property
+    def expires_in(self) -> int:
+        return int((self.expires_at - self.issued_at).total_seconds())
 
-@dataclass(frozen=True)
-class IssuedRtmToken:
-    token: str
-    app_id: str
-    user_id: str
-    version: str
-    issued_at: datetime
-    expires_at: datetime
-    expires_in: int
-    record: IssuedToken
+    @property
+    def record(self) -> IssuedToken:
+        """The audit row (one query)."""
+        return IssuedToken.objects.get(pk=self.record_id)
 
 
 def _validated(field: str, validator, value):
@@ -63,18 +66,9 @@ def _validated(field: str, validator, value):
     return value
 
 
-def _lifetime(expires_in: int | None) -> int:
-    if expires_in is None:
-        expires_in = settings.AGORA_TOKEN_TTL
-    return _validated("expires_in", validators.validate_lifetime, expires_in)
-
-
-def _version(version: str | None, source: str) -> str:
+def _default_version(source: str) -> str:
     # The tutorial's clients get the version the tutorial gave them unless configured otherwise.
-    if not version:
-        compat = source == IssuedToken.Source.COMPAT
-        version = settings.AGORA_COMPAT_TOKEN_VERSION if compat else settings.AGORA_TOKEN_VERSION
-    return _validated("version", validators.validate_version, version)
+    return settings.AGORA_COMPAT_TOKEN_VERSION if source == Source.COMPAT else settings.AGORA_TOKEN_VERSION
 
 
 def _check_user(user: AbstractBaseUser) -> None:
@@ -82,182 +76,123 @@ def _check_user(user: AbstractBaseUser) -> None:
         raise TokenServiceError("permission_denied", "An active user account is required.", status=403)
 
 
-def _unix(now: datetime | None) -> int:
-    # Agora's tokens count whole seconds.
-    return int((now or timezone.now()).timestamp())
-
-
-def _at(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
-def _without_control_chars(text: str | None) -> str:
-    # Headers may carry NUL and control bytes; PostgreSQL refuses NUL in text.
-    return "".join(c for c in text or "" if c.isprintable())
-
-
-@dataclass(frozen=True)
-class _Issue:
-    """What every issuance settles before it signs: who, for how long, which format."""
-
-    user: AbstractBaseUser
-    identity: AgoraIdentity
-    app_id: str
-    certificate: str
-    lifetime: int
-    version: str
-    now: int
-
-    def engine_args(self) -> dict:
-        """What the engine's builders take from every issuance."""
-        return {
-            "app_id": self.app_id,
-            "app_certificate": self.certificate,
-            "lifetime": self.lifetime,
-            "now": self.now,
-            "version": self.version,
-        }
-
-
-def _prepare(
-    *, user: AbstractBaseUser, expires_in: int | None, version: str | None, source: str, now: datetime | None
-) -> _Issue:
-    _check_user(user)
-    lifetime = _lifetime(expires_in)
-    version = _version(version, source)
-    app_id, certificate = agora_credentials()
-    identity = get_or_create_identity(user=user)
-    return _Issue(user, identity, app_id, certificate, lifetime, version, _unix(now))
-
-
-def _sign_and_record(
-    issue: _Issue,
-    build: Callable[[], agora.BuiltToken],
-    *,
-    service: str,
-    channel: str = "",
-    rtm_user_id: str = "",
-    role: str = "",
-    source: str,
-    client_ip: str | None,
-    user_agent: str,
-) -> tuple[agora.BuiltToken, IssuedToken]:
-    """Sign the token and write its audit row in one transaction: no row, no token."""
-    with transaction.atomic():
-        built = build()
-        record = IssuedToken.objects.create(
-            issued_at=_at(built.issued_at),
-            expires_at=_at(built.expires_at),
-            user=issue.user,
-            username=issue.user.get_username(),
-            service=service,
-            version=built.version,
-            channel=channel,
-            uid=issue.identity.uid,
-            rtm_user_id=rtm_user_id,
-            role=role,
-            source=source,
-            client_ip=client_ip or None,
-            user_agent=_without_control_chars(user_agent)[:USER_AGENT_MAX],
-            token_sha256=token_sha256(built.token),
-        )
-    logger.info(
-        "issued %s token id=%s user=%s uid=%s channel=%r role=%s version=%s source=%s sha256=%.12s",
-        service, record.pk, record.username, record.uid, channel, role, built.version, source,
-        record.token_sha256,
-    )  # fmt: skip
-    return built, record
-
-
-def issue_rtc_token(
-    *,
-    user: AbstractBaseUser,
-    channel: str,
-    role: str = IssuedToken.Role.SUBSCRIBER,
-    expires_in: int | None = None,
-    version: str | None = None,
-    source: str = IssuedToken.Source.API,
-    client_ip: str | None = None,
-    user_agent: str = "",
-    now: datetime | None = None,
-) -> IssuedRtcToken:
-    """Issue an RTC token for the user's own uid in `channel` and record it."""
-    _validated("channel", validators.validate_channel_name, channel)
-    if role not in IssuedToken.Role.values:
-        choices = ", ".join(IssuedToken.Role.values)
-        raise TokenServiceError(
-            "invalid", f"role: Must be one of {choices}.", fields={"role": [f"Must be one of {choices}."]}
-        )
-    issue = _prepare(user=user, expires_in=expires_in, version=version, source=source, now=now)
-    publisher = role == IssuedToken.Role.PUBLISHER
-    if publisher:
-        check_publisher_allowed(user)
-    built, record = _sign_and_record(
-        issue,
-        lambda: agora.build_rtc_token(
-            **issue.engine_args(), channel=channel, uid=issue.identity.uid, publisher=publisher
-        ),
-        service=IssuedToken.Service.RTC,
-        channel=channel,
-        role=role,
-        source=source,
-        client_ip=client_ip,
-        user_agent=user_agent,
-    )
-    return IssuedRtcToken(
-        token=built.token,
-        app_id=issue.app_id,
-        channel=channel,
-        uid=issue.identity.uid,
-        role=role,
-        version=built.version,
-        issued_at=record.issued_at,
-        expires_at=record.expires_at,
-        expires_in=built.expires_in,
-        record=record,
-    )
-
-
-def issue_rtm_token(
-    *,
-    user: AbstractBaseUser,
-    expires_in: int | None = None,
-    version: str | None = None,
-    user_id: str | None = None,
-    source: str = IssuedToken.Source.API,
-    client_ip: str | None = None,
-    user_agent: str = "",
-    now: datetime | None = None,
-) -> IssuedRtmToken:
-    """Issue an RTM login token for the user's own RTM id (str(uid)) and record it.
-
-    `user_id`, if given (the tutorial's /rtmtoken sends one), must be the caller's own id.
-    """
-    issue = _prepare(user=user, expires_in=expires_in, version=version, source=source, now=now)
-    own_id = issue.identity.rtm_user_id
-    if user_id is not None and user_id != own_id:
+def _check_own_rtm_user_id(asked: str | None, own: str) -> None:
+    # The tutorial's /rtmtoken names a user id; it can only be the caller's own.
+    if asked is not None and asked != own:
         raise TokenServiceError(
             "rtm_user_mismatch",
             "user: an RTM token can only be issued for your own RTM user id.",
             status=403,
-            fields={"user": [f"Your RTM user id is {own_id}."]},
+            fields={"user": [f"Your RTM user id is {own}."]},
         )
-    built, record = _sign_and_record(
-        issue,
-        lambda: agora.build_rtm_token(**issue.engine_args(), user_id=own_id),
-        service=IssuedToken.Service.RTM,
-        rtm_user_id=own_id,
-        source=source,
-        client_ip=client_ip,
-        user_agent=user_agent,
+
+
+def _printable(text: str | None) -> str:
+    # Headers may carry NUL and control bytes; PostgreSQL refuses NUL in text.
+    return "".join(c for c in text or "" if c.isprintable())
+
+
+def _build(
+    service: str, *, app_id: str, certificate: str, channel: str, uid: int, role: str, lifetime: int,
+    now: int, version: str,
+) -> agora.BuiltToken:  # fmt: skip
+    common = {
+        "app_id": app_id,
+        "app_certificate": certificate,
+        "lifetime": lifetime,
+        "now": now,
+        "version": version,
+    }
+    if service == Service.RTC:
+        return agora.build_rtc_token(**common, channel=channel, uid=uid, publisher=role == Role.PUBLISHER)
+    return agora.build_rtm_token(**common, user_id=str(uid))
+
+
+@lru_cache(maxsize=4)
+def _insert_statement(vendor: str) -> tuple[str, str, tuple]:
+    """INSERT of one audit row, built once per database vendor from the model's metadata:
+    (SQL with %s, the same in the driver's style, (attname, adapter) per column)."""
+    fields = [f for f in IssuedToken._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    values = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {quote(IssuedToken._meta.db_table)} ({columns}) VALUES ({values}) RETURNING id"  # noqa: S608
+    return sql, db.placeholders(sql), tuple((f.attname, db.adapter(f)) for f in fields)
+
+
+def _record(**values) -> int:
+    """Write the audit row (one autocommitted INSERT) and return its id."""
+    sql, native_sql, columns = _insert_statement(connection.vendor)
+    return db.fetch_one(sql, native_sql, [adapt(values[name]) for name, adapt in columns])[0]
+
+
+def issue_token(
+    *,
+    user: AbstractBaseUser,
+    service: str,
+    channel: str = "",
+    role: str = Role.SUBSCRIBER,
+    expires_in: int | None = None,
+    version: str | None = None,
+    rtm_user_id: str | None = None,
+    source: str = Source.API,
+    client_ip: str | None = None,
+    user_agent: str = "",
+    uid: int | None = None,
+    now: datetime | None = None,
+) -> IssuedAgoraToken:
+    """Issue an Agora token of `service` for the user's own uid and record it.
+
+    `uid`: the user's uid when the caller already has it (the API reads it with the API
+    token, in the same query); otherwise it is looked up, or drawn on first need.
+    `rtm_user_id`: what the tutorial's /rtmtoken asked for; it must be the caller's own.
+    """
+    # validate
+    _validated("service", validators.validate_service, service)
+    if service == Service.RTC:
+        _validated("channel", validators.validate_channel_name, channel)
+        _validated("role", validators.validate_role, role)
+    else:
+        channel, role = "", ""
+    lifetime = _validated(
+        "expires_in",
+        validators.validate_lifetime,
+        settings.AGORA_TOKEN_TTL if expires_in is None else expires_in,
     )
-    return IssuedRtmToken(
-        token=built.token,
-        app_id=issue.app_id,
-        user_id=own_id,
-        version=built.version,
-        issued_at=record.issued_at,
-        expires_at=record.expires_at,
-        expires_in=built.expires_in,
-        record=record,
-    )
+    version = _validated("version", validators.validate_version, version or _default_version(source))
+    _check_user(user)
+    app_id, certificate = agora_credentials()
+    if role == Role.PUBLISHER:
+        check_publisher_allowed(user)
+    # identity
+    if uid is None:
+        uid = get_or_create_identity(user=user).uid
+    own_rtm_user_id = str(uid) if service != Service.RTC else ""
+    if service != Service.RTC:
+        _check_own_rtm_user_id(rtm_user_id, own_rtm_user_id)
+    # build
+    unix_now = int((now or timezone.now()).timestamp())  # Agora's tokens count whole seconds
+    built = _build(
+        service, app_id=app_id, certificate=certificate, channel=channel, uid=uid, role=role,
+        lifetime=lifetime, now=unix_now, version=version,
+    )  # fmt: skip
+    issued_at = datetime.fromtimestamp(built.issued_at, tz=UTC)
+    expires_at = datetime.fromtimestamp(built.expires_at, tz=UTC)
+    # record: committed before the token is returned (no row, no token)
+    fingerprint = token_sha256(built.token)
+    record_id = _record(
+        issued_at=issued_at, expires_at=expires_at, user_id=user.pk, username=user.get_username(),
+        service=service, version=built.version, channel=channel, uid=uid, rtm_user_id=own_rtm_user_id,
+        role=role, source=source, client_ip=client_ip or None,
+        user_agent=_printable(user_agent)[:USER_AGENT_MAX], token_sha256=fingerprint,
+    )  # fmt: skip
+    logger.info(
+        "issued %s token id=%s user=%s uid=%s channel=%r role=%s version=%s source=%s sha256=%.12s",
+        service, record_id, user.get_username(), uid, channel, role, built.version, source, fingerprint,
+    )  # fmt: skip
+    # answer
+    return IssuedAgoraToken(
+        token=built.token, app_id=app_id, service=service, channel=channel, uid=uid,
+        rtm_user_id=own_rtm_user_id, role=role, version=built.version, issued_at=issued_at,
+        expires_at=expires_at, record_id=record_id,
+    )  # fmt: skip

@@ -27,18 +27,24 @@ class Command(BaseCommand):
             user = user_model.objects.get(**{user_model.USERNAME_FIELD: username})
         except user_model.DoesNotExist:
             raise CommandError(f"No user named {username!r}.") from None
-        common = {"user": user, "expires_in": expires_in, "version": token_version, "source": "cli"}
+        if service == IssuedToken.Service.RTC and channel is None:
+            raise CommandError("--channel is required for an RTC token.")
         try:
-            if service == "rtc":
-                if channel is None:
-                    raise CommandError("--channel is required for an RTC token.")
-                issued = services.issue_rtc_token(channel=channel, role=role, **common)
-                body = {"channel": issued.channel, "uid": issued.uid, "role": issued.role}
-            else:
-                issued = services.issue_rtm_token(**common)
-                body = {"user_id": issued.user_id}
+            issued = services.issue_token(
+                user=user,
+                service=service,
+                channel=channel or "",
+                role=role,
+                expires_in=expires_in,
+                version=token_version,
+                source=IssuedToken.Source.CLI,
+            )
         except TokenServiceError as exc:
             raise CommandError(exc.message) from None
+        if service == IssuedToken.Service.RTC:
+            body = {"channel": issued.channel, "uid": issued.uid, "role": issued.role}
+        else:
+            body = {"user_id": issued.rtm_user_id}
         body.update(
             token=issued.token,
             version=issued.version,
