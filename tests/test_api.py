@@ -112,7 +112,9 @@ def test_malformed_authorization_headers_are_401(anon, header):
 def test_me_reports_the_users_one_uid(api, user):
     first = api.get(ME).json()
     second = api.get(ME).json()
-    assert first == second == {"username": "alice", "uid": _uid(user), "rtm_user_id": str(_uid(user))}
+    uid = _uid(user)
+    expected = {"username": "alice", "uid": uid, "rtm_user_id": str(uid), "slots": {"main": uid}}
+    assert first == second == expected
     assert agora.UID_MIN <= first["uid"] <= agora.UID_MAX
 
 

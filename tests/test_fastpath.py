@@ -16,11 +16,11 @@ from tests.conftest import APP_CERTIFICATE
 from tokens import agora
 from tokens.fastpath import FastInput, TokenFastPathMiddleware, _FallbackError
 from tokens.models import IssuedToken
-from tokens.serializers import CompatRtcInput, CompatRtmInput, RtcTokenInput, RtmTokenInput
+from tokens.serializers import CompatRtcInput, CompatRtmInput, RtcRtmTokenInput, RtcTokenInput, RtmTokenInput
 
 pytestmark = pytest.mark.django_db
 
-RTC, RTM = reverse("tokens:rtc-token"), reverse("tokens:rtm-token")
+RTC, RTM, RTC_RTM = reverse("tokens:rtc-token"), reverse("tokens:rtm-token"), reverse("tokens:rtc-rtm-token")
 COMPAT_RTC, COMPAT_RTM = reverse("tokens:compat-rtc-token"), reverse("tokens:compat-rtm-token")
 FAST = "tokens.fastpath.TokenFastPathMiddleware"
 
@@ -31,6 +31,8 @@ REQUESTS = [
     (RTM, {"expires_in": 120, "version": "006"}),
     (COMPAT_RTC, {"channel": "demo", "isPublisher": True}),
     (COMPAT_RTM, {}),
+    (RTC_RTM, {"channel": "room", "role": "publisher", "slot": "phone"}),
+    (RTC, {"channel": "room", "slot": "screen"}),
     # What the fast path leaves to DRF: each must still get DRF's own answer.
     (RTC, {}),
     (RTC, {"channel": "bad/name"}),
@@ -43,6 +45,8 @@ REQUESTS = [
     (COMPAT_RTC, {"channel": "c", "isPublisher": "false"}),
     (COMPAT_RTM, {"user": "someone-else"}),
     (COMPAT_RTM, {"user": "null"}),
+    (RTC_RTM, {"channel": "room", "version": "006"}),
+    (RTM, {"slot": "Not A Slot"}),
 ]
 VOLATILE = {"token", "issued_at", "expires_at"}  # a new salt and clock each time
 HEADERS_COMPARED = (
@@ -117,7 +121,7 @@ def test_throttled_and_policy_refusals_are_answered_alike(key, settings, user):
     assert [a[0] for a in answers[0]] == [403, 429]
 
 
-@pytest.mark.parametrize(("path", "body"), REQUESTS[:6])
+@pytest.mark.parametrize(("path", "body"), REQUESTS[:8])
 def test_warm_token_request_is_two_sql_statements_and_one_cache_operation(
     key, served_fast, django_assert_max_num_queries, monkeypatch, path, body
 ):
@@ -189,13 +193,15 @@ def test_a_revoked_token_or_deactivated_user_stops_on_the_very_next_request(key,
 _values = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False),
     st.text(max_size=70),
-    st.sampled_from(["c", "Room 7", "publisher", "subscriber", "006", "007", "null", " x"]),
+    st.sampled_from(["c", "Room 7", "publisher", "subscriber", "006", "007", "null", " x", "main", "screen"]),
     st.integers(55, 90000), st.lists(st.integers(), max_size=2),
 )  # fmt: skip
-_keys = st.sampled_from(["channel", "role", "expires_in", "version", "isPublisher", "user", "other"])
+_keys = st.sampled_from(["channel", "role", "expires_in", "version", "isPublisher", "user", "slot", "other"])
 
 
-@pytest.mark.parametrize("serializer_class", [RtcTokenInput, RtmTokenInput, CompatRtcInput, CompatRtmInput])
+@pytest.mark.parametrize(
+    "serializer_class", [RtcTokenInput, RtmTokenInput, RtcRtmTokenInput, CompatRtcInput, CompatRtmInput]
+)
 @hypothesis_settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

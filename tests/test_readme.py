@@ -38,17 +38,28 @@ def test_readme_curl_session_works_as_printed(live_server, django_user_model):
         ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
-    me, rtc, rtm, logout = result.stdout.strip().splitlines()
-    uid = AgoraIdentity.objects.get(user__username="demo").uid
-    assert json.loads(me) == {"username": "demo", "uid": uid, "rtm_user_id": str(uid)}
+    me, rtc, rtm, phone, logout = result.stdout.strip().splitlines()
+    uid = AgoraIdentity.objects.get(user__username="demo", slot="main").uid
+    assert json.loads(me) == {"username": "demo", "uid": uid, "rtm_user_id": str(uid), "slots": {"main": uid}}
     rtc, rtm = json.loads(rtc), json.loads(rtm)
     assert (rtc["channel"], rtc["uid"], rtc["role"]) == ("demo", uid, "publisher")
     assert agora.decode(rtc["token"]).service(agora.SERVICE_RTC).account == str(uid)
     assert agora.verify(rtc["token"], APP_CERTIFICATE)
     assert (rtm["user_id"], rtm["expires_in"]) == (str(uid), 600)
     assert agora.verify(rtm["token"], APP_CERTIFICATE)
+    phone = json.loads(phone)
+    phone_uid = AgoraIdentity.objects.get(user__username="demo", slot="phone").uid
+    assert (phone["uid"], phone["rtm_user_id"], phone["channel"]) == (phone_uid, str(phone_uid), "demo")
+    assert phone_uid != uid
+    decoded = agora.decode(phone["token"])
+    assert (
+        decoded.service(agora.SERVICE_RTC).account
+        == decoded.service(agora.SERVICE_RTM).user_id
+        == str(phone_uid)
+    )
+    assert agora.verify(phone["token"], APP_CERTIFICATE)
     assert logout == "204"
-    assert IssuedToken.objects.count() == 2
+    assert IssuedToken.objects.count() == 3
 
 
 def test_every_environment_variable_is_in_env_example_and_the_readme():

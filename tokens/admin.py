@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils.dateparse import parse_date, parse_datetime
 
 from tokens import agora
-from tokens.models import AgoraIdentity, IssuedToken
+from tokens.models import AgoraIdentity, ChannelRule, IssuedToken
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -97,6 +97,7 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
         "version",
         "channel",
         "uid",
+        "slot",
         "source",
         "client_ip",
         "expires_at",
@@ -115,7 +116,7 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
         ("issued_at", "expires_at"),
         ("user", "username"),
         ("service", "version", "role", "source"),
-        ("channel", "uid", "rtm_user_id"),
+        ("channel", "uid", "slot", "rtm_user_id"),
         ("client_ip", "user_agent"),
         "token_sha256",
     )
@@ -143,7 +144,7 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
 
 @admin.register(AgoraIdentity)
 class AgoraIdentityAdmin(ReadOnlyAdmin):
-    list_display = ("uid", "user", "created_at")
+    list_display = ("uid", "user", "slot", "created_at")
     list_select_related = ("user",)
     search_fields = ("uid", "user__username")
     search_help_text = "Exact uid or username."
@@ -160,19 +161,38 @@ class AgoraIdentityAdmin(ReadOnlyAdmin):
         return queryset.filter(match), False
 
 
-class AgoraIdentityInline(admin.StackedInline):
+class AgoraIdentityInline(admin.TabularInline):
     model = AgoraIdentity
-    fields = ("uid", "rtm_user_id", "created_at")
+    fields = ("slot", "uid", "rtm_user_id", "created_at")
     readonly_fields = fields
     can_delete = False
     extra = 0
-    verbose_name_plural = "Agora identity (uid never changes)"
+    verbose_name = "Agora slot"
+    verbose_name_plural = "Agora slots (one uid each; a uid never changes)"
 
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ChannelRule)
+class ChannelRuleAdmin(ListFilterLookupsOnly, admin.ModelAdmin):
+    """Editable: with AGORA_CHANNEL_POLICY=rules, a change applies to the very next request."""
+
+    list_display = ("pattern", "max_role", "admitted_groups", "note", "updated_at")
+    list_filter = ("max_role",)
+    search_fields = ("pattern", "note")
+    filter_horizontal = ("groups",)
+    fields = ("pattern", "max_role", "groups", "note")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description="groups")
+    def admitted_groups(self, rule: ChannelRule) -> str:
+        return ", ".join(group.name for group in rule.groups.all()) or "every logged-in user"
 
 
 User = get_user_model()

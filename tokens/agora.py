@@ -262,6 +262,37 @@ def build_rtc_token(
     return BuiltToken(token=token, version=version, issued_at=now, expires_at=now + lifetime)
 
 
+def build_rtc_rtm_token(
+    *,
+    app_id: str,
+    app_certificate: str,
+    channel: str,
+    uid: int,
+    publisher: bool,
+    lifetime: int,
+    now: int,
+    salt: int | None = None,
+) -> BuiltToken:
+    """One 007 token carrying the RTC service (channel, uid, the role's privileges) and the RTM
+    service (user id str(uid)), as Agora's RtcTokenBuilder2.build_token_with_rtm makes it;
+    every privilege lasts `lifetime` seconds from `now`. 006 cannot carry two services."""
+    _check_lifetime(lifetime)
+    _check_uint32("uid", uid, UID_MIN)
+    if not channel:
+        raise ValueError("channel must not be empty")
+    wanted = PUBLISHER_PRIVILEGES if publisher else SUBSCRIBER_PRIVILEGES
+    token = build_007(
+        app_id=app_id,
+        app_certificate=app_certificate,
+        issue_ts=now,
+        expire=lifetime,
+        salt=new_salt() if salt is None else salt,
+        rtc=(channel, uid, dict.fromkeys(wanted, lifetime)),
+        rtm=(str(uid), {PRIVILEGE_RTM_LOGIN_007: lifetime}),
+    )
+    return BuiltToken(token=token, version=VERSION_007, issued_at=now, expires_at=now + lifetime)
+
+
 def build_rtm_token(
     *,
     app_id: str,

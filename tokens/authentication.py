@@ -25,7 +25,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 
 from tokens import db
 from tokens.exceptions import DATABASE_OUTAGES
-from tokens.models import AgoraIdentity
+from tokens.models import MAIN_SLOT, AgoraIdentity
 
 MAX_KEY_LENGTH = 128
 SCHEME = "Token"
@@ -74,7 +74,7 @@ def _lookup_sql(vendor: str) -> tuple[str, str, tuple[str, ...]]:
     sql = (
         f"SELECT t.token_key, t.created, t.expiry, {columns}, i.uid "  # noqa: S608
         f"FROM {token} t JOIN {user} u ON u.{quote(meta.pk.column)} = t.user_id "
-        f"LEFT JOIN {identity} i ON i.user_id = t.user_id "
+        f"LEFT JOIN {identity} i ON i.user_id = t.user_id AND i.slot = %s "
         "WHERE t.digest = %s"
     )
     return sql, db.placeholders(sql), user_fields
@@ -104,11 +104,11 @@ def _run_lookup(sql: str, native_sql: str, params: list) -> tuple | None:
     return db.fetch_one(sql, native_sql, params)
 
 
-def find_api_caller(key: str, *, now=None) -> ApiCaller | None:
-    """The owner of API token `key` and their uid, in one query; None when the key is unknown
-    or expired. The caller checks `user.is_active`."""
+def find_api_caller(key: str, *, slot: str = MAIN_SLOT, now=None) -> ApiCaller | None:
+    """The owner of API token `key` and their uid for `slot` (None until drawn), in one query;
+    None when the key is unknown or expired. The caller checks `user.is_active`."""
     sql, native_sql, user_fields = _lookup_sql(connection.vendor)
-    row = _run_lookup(sql, native_sql, [hash_token(key)])
+    row = _run_lookup(sql, native_sql, [slot, hash_token(key)])
     if row is None:
         return None
     token_key, created, expiry, *user_values, uid = row

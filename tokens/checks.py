@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError
+from django.utils.module_loading import import_string
 
 from tokens import agora
-from tokens.policies import PUBLISHER_POLICIES
+from tokens.policies import BUILT_IN_CHANNEL_POLICIES, PUBLISHER_POLICIES
 from tokens.validators import MIN_LIFETIME
 
 # Credentials that must never sign production tokens: the obviously fake pair that
@@ -75,7 +77,60 @@ def check_agora_settings(app_configs=None, **kwargs) -> list[Error]:
         )
     if settings.TRUSTED_PROXY_COUNT < 0:
         errors.append(Error("TRUSTED_PROXY_COUNT must be 0 or more.", id="tokens.E008"))
+    errors += _channel_policy_errors()
+    if not isinstance(settings.AGORA_MAX_SLOTS, int) or settings.AGORA_MAX_SLOTS < 1:
+        errors.append(
+            Error(f"AGORA_MAX_SLOTS is {settings.AGORA_MAX_SLOTS!r}; it must be 1 or more.", id="tokens.E012")
+        )
+    uid_max = settings.AGORA_UID_MAX
+    if not isinstance(uid_max, int) or not agora.UID_MIN <= uid_max <= agora.UID_MAX:
+        errors.append(
+            Error(f"AGORA_UID_MAX is {uid_max!r}; it must be within 1..{agora.UID_MAX}.", id="tokens.E013")
+        )
     return errors
+
+
+def _channel_policy_errors() -> list[Error]:
+    policy = settings.AGORA_CHANNEL_POLICY
+    if policy in BUILT_IN_CHANNEL_POLICIES:
+        return []
+    try:
+        found = import_string(policy)
+    except ImportError as exc:
+        return [
+            Error(
+                f"AGORA_CHANNEL_POLICY is {policy!r}: not open, rules, nor an importable callable ({exc}).",
+                hint="Set open, rules, or the dotted path of a (user, channel, role) callable.",
+                id="tokens.E011",
+            )
+        ]
+    if not callable(found):
+        return [Error(f"AGORA_CHANNEL_POLICY {policy!r} is not callable.", id="tokens.E011")]
+    return []
+
+
+@register("agora")
+def check_uids_within_uid_max(app_configs=None, **kwargs) -> list[Warning]:
+    """Existing uids above a lowered AGORA_UID_MAX (new ones are drawn below it)."""
+    limit = settings.AGORA_UID_MAX
+    if not isinstance(limit, int) or limit >= agora.UID_MAX:
+        return []  # nothing can be above the default; no query
+    from tokens.models import AgoraIdentity
+
+    try:
+        above = AgoraIdentity.objects.filter(uid__gt=limit).count()
+    except DatabaseError:
+        return []  # not migrated, or unreachable: other commands say so
+    if not above:
+        return []
+    return [
+        Warning(
+            f"{above} existing uid(s) are above AGORA_UID_MAX ({limit}); clients that hold a uid in a "
+            "signed 32-bit int show them as negative numbers.",
+            hint="Those users keep their uids (a uid never changes); such clients must convert them.",
+            id="tokens.W014",
+        )
+    ]
 
 
 @register(Tags.security, deploy=True)

@@ -32,6 +32,7 @@ from tokens.exceptions import (
     database_unavailable,
     service_error_response,
 )
+from tokens.models import MAIN_SLOT
 from tokens.services.issuance import issue_token
 
 
@@ -131,6 +132,7 @@ def _endpoints() -> dict[str, Endpoint]:
     for url_name, view in (
         ("tokens:rtc-token", views.RtcTokenView),
         ("tokens:rtm-token", views.RtmTokenView),
+        ("tokens:rtc-rtm-token", views.RtcRtmTokenView),
         ("tokens:compat-rtc-token", views.CompatRtcTokenView),
         ("tokens:compat-rtm-token", views.CompatRtmTokenView),
     ):
@@ -181,7 +183,7 @@ class TokenFastPathMiddleware:
         except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
             raise _FallbackError from None
         try:
-            caller = find_api_caller(key)
+            caller = find_api_caller(key, slot=attrs.get("slot", MAIN_SLOT))
             if caller is None or not caller.user.is_active:
                 raise _FallbackError
             try:

@@ -7,31 +7,38 @@ from django.utils import timezone
 
 from tokens import agora
 
+MAIN_SLOT = "main"
+
 
 class AgoraIdentity(models.Model):
-    """A user's one Agora uid, chosen once at random and never changed or reused.
+    """One Agora uid of a user: the `main` slot's, or one per further stream or device
+    ("screen", "phone"...), each chosen once at random and never changed or reused. Two
+    clients joining with one uid would knock each other out, hence slots.
 
-    When the user is deleted the row stays (user becomes NULL) so the uid stays reserved and
+    When the user is deleted the rows stay (user becomes NULL) so the uids stay reserved and
     the audit trail keeps meaning one person per uid.
     """
 
-    user = models.OneToOneField(
+    user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         on_delete=models.SET_NULL,
-        related_name="agora_identity",
+        related_name="agora_identities",
     )
+    slot = models.CharField(max_length=32, default=MAIN_SLOT, editable=False)
     uid = models.PositiveBigIntegerField("Agora uid", unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         verbose_name = "Agora identity"
         verbose_name_plural = "Agora identities"
+        ordering = ["created_at", "id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(uid__gte=agora.UID_MIN) & Q(uid__lte=agora.UID_MAX),
                 name="agora_identity_uid_range",
             ),
+            models.UniqueConstraint(fields=["user", "slot"], name="agora_identity_one_uid_per_slot"),
         ]
         permissions = [("publish", "Can request publisher RTC tokens")]
 
@@ -40,7 +47,7 @@ class AgoraIdentity(models.Model):
         self._loaded_uid = self.uid
 
     def __str__(self) -> str:
-        return f"uid {self.uid}"
+        return f"uid {self.uid} ({self.slot})"
 
     def save(self, *args, **kwargs):
         if not self._state.adding and self.uid != self._loaded_uid:
@@ -73,6 +80,7 @@ class IssuedToken(models.Model):
     class Service(models.TextChoices):
         RTC = "rtc", "RTC (voice/video)"
         RTM = "rtm", "RTM (messaging)"
+        RTC_RTM = "rtc+rtm", "RTC and RTM in one token"
 
     class Role(models.TextChoices):
         PUBLISHER = "publisher", "Publisher"
@@ -97,10 +105,11 @@ class IssuedToken(models.Model):
         related_name="issued_agora_tokens",
     )
     username = models.CharField(max_length=150)
-    service = models.CharField(max_length=3, choices=Service.choices)
+    service = models.CharField(max_length=7, choices=Service.choices)
     version = models.CharField(max_length=3, choices=Version.choices)
     channel = models.CharField(max_length=64, blank=True)
     uid = models.PositiveBigIntegerField("Agora uid")
+    slot = models.CharField(max_length=32, default=MAIN_SLOT)
     rtm_user_id = models.CharField("RTM user id", max_length=64, blank=True)
     role = models.CharField(max_length=10, choices=Role.choices, blank=True)
     source = models.CharField(max_length=6, choices=Source.choices)
@@ -165,3 +174,40 @@ class LoginAttemptCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.attempts} until {self.resets_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ChannelRule(models.Model):
+    """Which channels logged-in users may join, with `AGORA_CHANNEL_POLICY=rules`: a pattern,
+    the groups it admits (none: every logged-in user) and the highest role it grants."""
+
+    pattern = models.CharField(
+        max_length=80,
+        unique=True,
+        help_text=(
+            "An exact channel name, or a prefix ending in * (team-*). {uid} and {username} stand "
+            "for the caller's own main uid and username: dm-{uid}-* gives each user private channels."
+        ),
+    )
+    groups = models.ManyToManyField(
+        "auth.Group", blank=True, help_text="Admitted groups; none admits every logged-in user."
+    )
+    max_role = models.CharField(
+        "highest role",
+        max_length=10,
+        choices=IssuedToken.Role.choices,
+        default=IssuedToken.Role.SUBSCRIBER,
+        help_text="Publisher also admits subscribers.",
+    )
+    note = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pattern"]
+
+    def __str__(self) -> str:
+        return self.pattern
+
+    def clean(self) -> None:
+        from tokens.validators import validate_channel_pattern
+
+        validate_channel_pattern(self.pattern)

@@ -7,7 +7,7 @@ from datetime import datetime
 from rest_framework import serializers
 
 from tokens import agora, validators
-from tokens.models import IssuedToken
+from tokens.models import MAIN_SLOT, IssuedToken
 
 
 class SchemaExtraMixin:
@@ -125,33 +125,69 @@ class LoginInput(StrictSerializer):
     password = StrictCharField(max_length=4096, style={"input_type": "password"})
 
 
-class RtcTokenInput(StrictSerializer):
-    channel = StrictCharField(
+def _slot_field() -> StrictCharField:
+    return StrictCharField(
+        required=False,
+        default=MAIN_SLOT,
+        validators=[validators.validate_slot],
+        schema_extra=validators.SLOT_SCHEMA,
+        help_text="Which of your uids: main (default) or a name of 1..32 characters a-z 0-9 - "
+        "(screen, phone...), each its own uid, drawn on first use; at most AGORA_MAX_SLOTS.",
+    )
+
+
+def _expires_in_field(help_text: str = "") -> StrictIntegerField:
+    return StrictIntegerField(
+        required=False,
+        validators=[validators.validate_lifetime],
+        schema_extra=validators.lifetime_schema,
+        help_text="Seconds, 60..AGORA_TOKEN_MAX_TTL; default AGORA_TOKEN_TTL." + help_text,
+    )
+
+
+def _channel_field() -> StrictCharField:
+    return StrictCharField(
         validators=[validators.validate_channel_name],
         schema_extra=validators.NAME_SCHEMA,
         help_text=f"1..63 bytes of {validators.ALLOWED_CHARACTERS_TEXT}",
     )
-    role = StrictChoiceField(
+
+
+def _role_field() -> StrictChoiceField:
+    return StrictChoiceField(
         choices=IssuedToken.Role.choices, default=IssuedToken.Role.SUBSCRIBER, required=False
     )
-    expires_in = StrictIntegerField(
-        required=False,
-        validators=[validators.validate_lifetime],
-        schema_extra=validators.lifetime_schema,
-        help_text="Seconds, 60..AGORA_TOKEN_MAX_TTL; default AGORA_TOKEN_TTL.",
-    )
+
+
+class RtcTokenInput(StrictSerializer):
+    channel = _channel_field()
+    role = _role_field()
+    expires_in = _expires_in_field()
     version = _version_field("006 or 007; default AGORA_TOKEN_VERSION.")
+    slot = _slot_field()
 
 
 class RtmTokenInput(StrictSerializer):
-    expires_in = StrictIntegerField(
-        required=False,
-        validators=[validators.validate_lifetime],
-        schema_extra=validators.lifetime_schema,
-        help_text="Seconds, 60..AGORA_TOKEN_MAX_TTL; default AGORA_TOKEN_TTL. "
-        "006 RTM tokens are always valid 24 h, and the response says so.",
-    )
+    expires_in = _expires_in_field(" 006 RTM tokens are always valid 24 h, and the response says so.")
     version = _version_field("006 or 007; default AGORA_TOKEN_VERSION.")
+    slot = _slot_field()
+
+
+class RtcRtmTokenInput(StrictSerializer):
+    """One token for RTC and RTM: 007 only."""
+
+    channel = _channel_field()
+    role = _role_field()
+    expires_in = _expires_in_field()
+    version = StrictChoiceField(
+        choices=[agora.VERSION_007],
+        required=False,
+        error_messages={
+            "invalid_choice": "RTC and RTM in one token needs 007; a 006 token carries one service."
+        },
+        help_text="007, the default and only choice: a 006 token carries one service.",
+    )
+    slot = _slot_field()
 
 
 class CompatRtcInput(StrictSerializer):
@@ -193,8 +229,11 @@ class LoginOutput(serializers.Serializer):
 
 class MeOutput(serializers.Serializer):
     username = serializers.CharField()
-    uid = serializers.IntegerField()
-    rtm_user_id = serializers.CharField()
+    uid = serializers.IntegerField(help_text="The main slot's uid.")
+    rtm_user_id = serializers.CharField(help_text="The main slot's RTM user id: str(uid).")
+    slots = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Every slot's uid: {slot: uid}."
+    )
 
 
 class RtcTokenOutput(serializers.Serializer):
@@ -202,6 +241,19 @@ class RtcTokenOutput(serializers.Serializer):
     app_id = serializers.CharField()
     channel = serializers.CharField()
     uid = serializers.IntegerField()
+    role = serializers.CharField()
+    version = serializers.CharField()
+    issued_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    expires_in = serializers.IntegerField()
+
+
+class RtcRtmTokenOutput(serializers.Serializer):
+    token = serializers.CharField()
+    app_id = serializers.CharField()
+    channel = serializers.CharField()
+    uid = serializers.IntegerField()
+    rtm_user_id = serializers.CharField()
     role = serializers.CharField()
     version = serializers.CharField()
     issued_at = serializers.DateTimeField()
@@ -243,6 +295,21 @@ def rtc_body(issued) -> dict:
         "app_id": issued.app_id,
         "channel": issued.channel,
         "uid": issued.uid,
+        "role": issued.role,
+        "version": issued.version,
+        "issued_at": _iso(issued.issued_at),
+        "expires_at": _iso(issued.expires_at),
+        "expires_in": issued.expires_in,
+    }
+
+
+def rtc_rtm_body(issued) -> dict:
+    return {
+        "token": issued.token,
+        "app_id": issued.app_id,
+        "channel": issued.channel,
+        "uid": issued.uid,
+        "rtm_user_id": issued.rtm_user_id,
         "role": issued.role,
         "version": issued.version,
         "issued_at": _iso(issued.issued_at),

@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/v1/me/", views.MeView.as_view(), name="me"),
     path("api/v1/tokens/rtc/", views.RtcTokenView.as_view(), name="rtc-token"),
     path("api/v1/tokens/rtm/", views.RtmTokenView.as_view(), name="rtm-token"),
+    path("api/v1/tokens/rtc-rtm/", views.RtcRtmTokenView.as_view(), name="rtc-rtm-token"),
     # The tutorial's contract, kept for its clients (login now required).
     path("rtctoken", views.CompatRtcTokenView.as_view(), name="compat-rtc-token"),
     path("rtmtoken", views.CompatRtmTokenView.as_view(), name="compat-rtm-token"),

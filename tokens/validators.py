@@ -60,6 +60,43 @@ def validate_rtm_user_id(value: str) -> None:
         raise ValidationError("RTM user id must not start with a space.", code="leading_space")
 
 
+SLOT_SCHEMA = {"minLength": 1, "maxLength": 32, "pattern": "^[a-z0-9-]+$"}
+_SLOT = re.compile(r"[a-z0-9-]{1,32}")
+
+
+def validate_slot(value: str) -> None:
+    """Slot: `main` or a name of 1..32 characters a-z 0-9 - (screen, phone, laptop)."""
+    if not isinstance(value, str) or not _SLOT.fullmatch(value):
+        raise ValidationError(
+            "Must be main or 1..32 characters of a-z, 0-9 and - (e.g. screen, phone).", code="invalid"
+        )
+
+
+PATTERN_PLACEHOLDERS = ("{uid}", "{username}")
+
+
+def validate_channel_pattern(value: str) -> None:
+    """Channel rule pattern: a channel name, or a prefix ending in *, with {uid} and {username}
+    standing for the caller's own."""
+    name = value[:-1] if value.endswith("*") else value
+    for placeholder in PATTERN_PLACEHOLDERS:
+        name = name.replace(placeholder, "x")
+    if "*" in name:
+        raise ValidationError("Only a final * is allowed (a prefix: team-*).", code="invalid")
+    if name:
+        _check_name(name, "Pattern")
+    elif not value.endswith("*"):
+        raise ValidationError("Pattern must not be empty.", code="blank")
+
+
+def validate_rtc_rtm_version(value: str) -> None:
+    """An RTC+RTM token is 007: a 006 token carries one service."""
+    if value != agora.VERSION_007:
+        raise ValidationError(
+            "RTC and RTM in one token needs 007; a 006 token carries one service.", code="invalid_choice"
+        )
+
+
 def max_lifetime() -> int:
     """The longest token lifetime this server grants (never above Agora's 24 h)."""
     return min(settings.AGORA_TOKEN_MAX_TTL, agora.MAX_LIFETIME)
@@ -86,7 +123,7 @@ def validate_role(value: str) -> None:
 
 
 def validate_service(value: str) -> None:
-    """Token service: rtc or rtm."""
+    """Token service: rtc, rtm or rtc+rtm."""
     if value not in IssuedToken.Service.values:
         raise ValidationError(
             f"Must be one of {', '.join(IssuedToken.Service.values)}.", code="invalid_choice"

@@ -32,6 +32,8 @@ from tokens.serializers import (
     LoginInput,
     LoginOutput,
     MeOutput,
+    RtcRtmTokenInput,
+    RtcRtmTokenOutput,
     RtcTokenInput,
     RtcTokenOutput,
     RtmTokenInput,
@@ -39,6 +41,7 @@ from tokens.serializers import (
     compat_rtc_body,
     compat_rtm_body,
     rtc_body,
+    rtc_rtm_body,
     rtm_body,
 )
 from tokens.throttling import ScopedThrottle
@@ -109,6 +112,14 @@ class RtcTokenView(TokenView):
 
 
 @_documented
+class RtcRtmTokenView(TokenView):
+    """One 007 token for RTC (channel, uid, role) and RTM (str(uid)) together."""
+
+    service = IssuedToken.Service.RTC_RTM
+    input_class, output_class, body = RtcRtmTokenInput, RtcRtmTokenOutput, staticmethod(rtc_rtm_body)
+
+
+@_documented
 class RtmTokenView(TokenView):
     service = IssuedToken.Service.RTM
     input_class, output_class, body = RtmTokenInput, RtmTokenOutput, staticmethod(rtm_body)
@@ -173,6 +184,7 @@ class MeView(ApiView):
             "username": request.user.get_username(),
             "uid": identity.uid,
             "rtm_user_id": identity.rtm_user_id,
+            "slots": services.slots_of(request.user),
         }
         return Response(MeOutput(body).data)
 

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "knox",
     "drf_spectacular",
@@ -50,6 +51,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Browser clients on other origins: answers preflights, adds the CORS headers.
+    "corsheaders.middleware.CorsMiddleware",
     "tokens.middleware.RequestGuardMiddleware",
     # Response headers only: placed above the fast path so its answers carry them too.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -164,6 +167,17 @@ SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
+# --- Browser clients (CORS) ---------------------------------------------------------------
+# Origins whose web pages may call the API (exact, e.g. https://app.example.com) or match a
+# regex; none by default. Requests without an Origin (native apps, curl, servers) are never
+# refused for lacking one. Credentials travel in the Authorization header, not cookies.
+
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOWED_ORIGIN_REGEXES = env.list("CORS_ALLOWED_ORIGIN_REGEXES", default=[])
+CORS_URLS_REGEX = r"^/(api/|rtctoken$|rtmtoken$|healthz$)"
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type")
+CORS_PREFLIGHT_MAX_AGE = 86400
+
 # --- REST framework -----------------------------------------------------------------------
 
 REST_FRAMEWORK = {
@@ -214,6 +228,13 @@ AGORA_COMPAT_TOKEN_VERSION = env.str("AGORA_COMPAT_TOKEN_VERSION", default="006"
 AGORA_TOKEN_TTL = env.int("AGORA_TOKEN_TTL", default=3600)
 AGORA_TOKEN_MAX_TTL = env.int("AGORA_TOKEN_MAX_TTL", default=86400)
 AGORA_PUBLISHER_POLICY = env.str("AGORA_PUBLISHER_POLICY", default="open")
+# open | rules (the admin's channel rules) | a dotted path to your own (user, channel, role) callable.
+AGORA_CHANNEL_POLICY = env.str("AGORA_CHANNEL_POLICY", default="open")
+# uids per user, main included: one per stream or device (screen share, phone, laptop).
+AGORA_MAX_SLOTS = env.int("AGORA_MAX_SLOTS", default=4)
+# Highest uid drawn for new identities: 2147483647 for fleets of Java, C# or Flutter-on-Android
+# clients, which hold a uid in a signed 32-bit int.
+AGORA_UID_MAX = env.int("AGORA_UID_MAX", default=4294967295)
 
 # Development account that `make run` creates (only while DJANGO_DEBUG is true).
 DEMO_USERNAME = env.str("DEMO_USERNAME", default="demo")

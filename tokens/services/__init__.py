@@ -3,7 +3,7 @@
 views, the admin and management commands; errors are TokenServiceError."""
 
 from tokens.services.accounts import ensure_demo_account, log_in, log_out, purge_expired, start_login_attempt
-from tokens.services.identities import get_or_create_identity
+from tokens.services.identities import get_or_create_identity, slots_of
 from tokens.services.issuance import IssuedAgoraToken, issue_token
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "log_in",
     "log_out",
     "purge_expired",
+    "slots_of",
     "start_login_attempt",
 ]

@@ -22,8 +22,8 @@ from django.utils import timezone
 from tokens import agora, db, validators
 from tokens.credentials import agora_credentials
 from tokens.exceptions import TokenServiceError
-from tokens.models import IssuedToken, token_sha256
-from tokens.policies import check_publisher_allowed
+from tokens.models import MAIN_SLOT, IssuedToken, token_sha256
+from tokens.policies import check_channel_allowed, check_publisher_allowed
 from tokens.services.identities import get_or_create_identity
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class IssuedAgoraToken:
     service: str
     channel: str  # "" for RTM
     uid: int
+    slot: str
     rtm_user_id: str  # "" for RTC
     role: str  # "" for RTM
     version: str
@@ -96,16 +97,13 @@ def _build(
     service: str, *, app_id: str, certificate: str, channel: str, uid: int, role: str, lifetime: int,
     now: int, version: str,
 ) -> agora.BuiltToken:  # fmt: skip
-    common = {
-        "app_id": app_id,
-        "app_certificate": certificate,
-        "lifetime": lifetime,
-        "now": now,
-        "version": version,
-    }
+    common = {"app_id": app_id, "app_certificate": certificate, "lifetime": lifetime, "now": now}
+    publisher = role == Role.PUBLISHER
     if service == Service.RTC:
-        return agora.build_rtc_token(**common, channel=channel, uid=uid, publisher=role == Role.PUBLISHER)
-    return agora.build_rtm_token(**common, user_id=str(uid))
+        return agora.build_rtc_token(**common, channel=channel, uid=uid, publisher=publisher, version=version)
+    if service == Service.RTC_RTM:
+        return agora.build_rtc_rtm_token(**common, channel=channel, uid=uid, publisher=publisher)
+    return agora.build_rtm_token(**common, user_id=str(uid), version=version)
 
 
 @lru_cache(maxsize=4)
@@ -134,6 +132,7 @@ def issue_token(
     role: str = Role.SUBSCRIBER,
     expires_in: int | None = None,
     version: str | None = None,
+    slot: str = MAIN_SLOT,
     rtm_user_id: str | None = None,
     source: str = Source.API,
     client_ip: str | None = None,
@@ -141,15 +140,18 @@ def issue_token(
     uid: int | None = None,
     now: datetime | None = None,
 ) -> IssuedAgoraToken:
-    """Issue an Agora token of `service` for the user's own uid and record it.
+    """Issue an Agora token of `service` (rtc, rtm, rtc+rtm) for the user's own uid in `slot`
+    and record it.
 
-    `uid`: the user's uid when the caller already has it (the API reads it with the API
-    token, in the same query); otherwise it is looked up, or drawn on first need.
+    `uid`: the user's uid for `slot` when the caller already has it (the API reads it with
+    the API token, in the same query); otherwise it is looked up, or drawn on first need.
     `rtm_user_id`: what the tutorial's /rtmtoken asked for; it must be the caller's own.
     """
     # validate
     _validated("service", validators.validate_service, service)
-    if service == Service.RTC:
+    _validated("slot", validators.validate_slot, slot)
+    joins_channel = service in (Service.RTC, Service.RTC_RTM)
+    if joins_channel:
         _validated("channel", validators.validate_channel_name, channel)
         _validated("role", validators.validate_role, role)
     else:
@@ -159,16 +161,21 @@ def issue_token(
         validators.validate_lifetime,
         settings.AGORA_TOKEN_TTL if expires_in is None else expires_in,
     )
-    version = _validated("version", validators.validate_version, version or _default_version(source))
+    if service == Service.RTC_RTM:
+        version = _validated("version", validators.validate_rtc_rtm_version, version or agora.VERSION_007)
+    else:
+        version = _validated("version", validators.validate_version, version or _default_version(source))
     _check_user(user)
     app_id, certificate = agora_credentials()
     if role == Role.PUBLISHER:
         check_publisher_allowed(user)
+    if joins_channel:
+        check_channel_allowed(user, channel, role)
     # identity
     if uid is None:
-        uid = get_or_create_identity(user=user).uid
+        uid = get_or_create_identity(user=user, slot=slot).uid
     own_rtm_user_id = str(uid) if service != Service.RTC else ""
-    if service != Service.RTC:
+    if service == Service.RTM:
         _check_own_rtm_user_id(rtm_user_id, own_rtm_user_id)
     # build
     unix_now = int((now or timezone.now()).timestamp())  # Agora's tokens count whole seconds
@@ -182,17 +189,17 @@ def issue_token(
     fingerprint = token_sha256(built.token)
     record_id = _record(
         issued_at=issued_at, expires_at=expires_at, user_id=user.pk, username=user.get_username(),
-        service=service, version=built.version, channel=channel, uid=uid, rtm_user_id=own_rtm_user_id,
-        role=role, source=source, client_ip=client_ip or None,
+        service=service, version=built.version, channel=channel, uid=uid, slot=slot,
+        rtm_user_id=own_rtm_user_id, role=role, source=source, client_ip=client_ip or None,
         user_agent=_printable(user_agent)[:USER_AGENT_MAX], token_sha256=fingerprint,
     )  # fmt: skip
     logger.info(
-        "issued %s token id=%s user=%s uid=%s channel=%r role=%s version=%s source=%s sha256=%.12s",
-        service, record_id, user.get_username(), uid, channel, role, built.version, source, fingerprint,
+        "issued %s token id=%s user=%s uid=%s slot=%s channel=%r role=%s version=%s source=%s sha256=%.12s",
+        service, record_id, user.get_username(), uid, slot, channel, role, built.version, source, fingerprint,
     )  # fmt: skip
     # answer
     return IssuedAgoraToken(
-        token=built.token, app_id=app_id, service=service, channel=channel, uid=uid,
+        token=built.token, app_id=app_id, service=service, channel=channel, uid=uid, slot=slot,
         rtm_user_id=own_rtm_user_id, role=role, version=built.version, issued_at=issued_at,
         expires_at=expires_at, record_id=record_id,
     )  # fmt: skip

@@ -15,20 +15,23 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("username")
-        parser.add_argument("service", choices=["rtc", "rtm"])
-        parser.add_argument("--channel", help="RTC channel name (required for rtc)")
+        parser.add_argument("service", choices=IssuedToken.Service.values)
+        parser.add_argument("--channel", help="channel name (required for rtc and rtc+rtm)")
+        parser.add_argument("--slot", default="main", help="which of the user's uids (default main)")
         parser.add_argument("--role", choices=IssuedToken.Role.values, default=IssuedToken.Role.SUBSCRIBER)
         parser.add_argument("--expires-in", type=int, help="seconds (default AGORA_TOKEN_TTL)")
-        parser.add_argument("--token-version", choices=["006", "007"], help="default AGORA_TOKEN_VERSION")
+        parser.add_argument(
+            "--token-version", choices=["006", "007"], help="default AGORA_TOKEN_VERSION (rtc+rtm: 007 only)"
+        )
 
-    def handle(self, *args, username, service, channel, role, expires_in, token_version, **options):
+    def handle(self, *args, username, service, channel, slot, role, expires_in, token_version, **options):
         user_model = get_user_model()
         try:
             user = user_model.objects.get(**{user_model.USERNAME_FIELD: username})
         except user_model.DoesNotExist:
             raise CommandError(f"No user named {username!r}.") from None
-        if service == IssuedToken.Service.RTC and channel is None:
-            raise CommandError("--channel is required for an RTC token.")
+        if service != IssuedToken.Service.RTM and channel is None:
+            raise CommandError(f"--channel is required for an {service} token.")
         try:
             issued = services.issue_token(
                 user=user,
@@ -37,14 +40,16 @@ class Command(BaseCommand):
                 role=role,
                 expires_in=expires_in,
                 version=token_version,
+                slot=slot,
                 source=IssuedToken.Source.CLI,
             )
         except TokenServiceError as exc:
             raise CommandError(exc.message) from None
-        if service == IssuedToken.Service.RTC:
-            body = {"channel": issued.channel, "uid": issued.uid, "role": issued.role}
-        else:
-            body = {"user_id": issued.rtm_user_id}
+        body = {"uid": issued.uid, "slot": issued.slot}
+        if service != IssuedToken.Service.RTM:
+            body.update(channel=issued.channel, role=issued.role)
+        if service != IssuedToken.Service.RTC:
+            body.update(user_id=issued.rtm_user_id)
         body.update(
             token=issued.token,
             version=issued.version,
