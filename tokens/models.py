@@ -116,12 +116,23 @@ class IssuedToken(models.Model):
     client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
     user_agent = models.CharField(max_length=256, blank=True)
     token_sha256 = models.CharField("token SHA-256", max_length=64)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The admin who issued it from the admin's temporary-token page.",
+    )
 
     objects = IssuedTokenQuerySet.as_manager()
+
 
     class Meta:
         verbose_name = "issued token"
         ordering = ["-issued_at", "-id"]
+        permissions = [("issue_from_admin", "Can issue temporary tokens from the admin")]
+
         indexes = [
             # The admin's newest-first pages (ORDER BY issued_at DESC, id DESC LIMIT n) and
             # date drill-downs, without sorting the table.

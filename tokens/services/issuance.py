@@ -138,6 +138,7 @@ def issue_token(
     client_ip: str | None = None,
     user_agent: str = "",
     uid: int | None = None,
+    issued_by: AbstractBaseUser | None = None,
     now: datetime | None = None,
 ) -> IssuedAgoraToken:
     """Issue an Agora token of `service` (rtc, rtm, rtc+rtm) for the user's own uid in `slot`
@@ -146,6 +147,7 @@ def issue_token(
     `uid`: the user's uid for `slot` when the caller already has it (the API reads it with
     the API token, in the same query); otherwise it is looked up, or drawn on first need.
     `rtm_user_id`: what the tutorial's /rtmtoken asked for; it must be the caller's own.
+    `issued_by`: the admin issuing it for `user` (the admin's temporary-token page).
     """
     # validate
     _validated("service", validators.validate_service, service)
@@ -192,7 +194,9 @@ def issue_token(
         service=service, version=built.version, channel=channel, uid=uid, slot=slot,
         rtm_user_id=own_rtm_user_id, role=role, source=source, client_ip=client_ip or None,
         user_agent=_printable(user_agent)[:USER_AGENT_MAX], token_sha256=fingerprint,
+        issued_by_id=issued_by.pk if issued_by is not None else None,
     )  # fmt: skip
+
     logger.info(
         "issued %s token id=%s user=%s uid=%s slot=%s channel=%r role=%s version=%s source=%s sha256=%.12s",
         service, record_id, user.get_username(), uid, slot, channel, role, built.version, source, fingerprint,
