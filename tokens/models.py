@@ -103,6 +103,7 @@ class IssuedToken(models.Model):
         null=True,
         on_delete=models.SET_NULL,
         related_name="issued_agora_tokens",
+        db_index=False,  # the (user, newest first) index below serves it
     )
     username = models.CharField(max_length=150)
     service = models.CharField(max_length=7, choices=Service.choices)
@@ -122,11 +123,12 @@ class IssuedToken(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,  # never searched by; one index fewer to write per token
         help_text="The admin who issued it from the admin's temporary-token page.",
+
     )
 
     objects = IssuedTokenQuerySet.as_manager()
-
 
     class Meta:
         verbose_name = "issued token"
@@ -143,6 +145,14 @@ class IssuedToken(models.Model):
             models.Index(fields=["channel"], name="issued_token_channel"),
             models.Index(fields=["uid"], name="issued_token_uid"),
             models.Index(fields=["token_sha256"], name="issued_token_sha256"),
+            # A user's tokens newest first (the user page's link), and SET_NULL on deletion.
+            models.Index(fields=["user", "-issued_at"], name="issued_token_user_newest"),
+            # Tokens people issued by hand are rare among millions: filtering for them must
+            # not walk the whole newest-first index. Partial, so API traffic never writes it.
+            models.Index(
+                fields=["-issued_at"], name="issued_token_by_hand", condition=Q(source__in=["admin", "cli"])
+            ),
+
         ]
         constraints = [
             models.CheckConstraint(

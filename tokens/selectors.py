@@ -8,22 +8,29 @@ from tokens.exceptions import TokenServiceError
 from tokens.models import IssuedToken, token_sha256
 
 
-def inspect_token(*, token: str) -> dict:
+def inspect(*, token: str) -> tuple[dict, IssuedToken | None]:
     """Decode a token, find its audit row by SHA-256, and verify its signature under the
     configured certificate (006 tokens carry only CRCs of channel and uid: the row supplies
-    them)."""
+    them). Returns agora.inspect's summary, plus `app_id_matches`, and the row."""
     try:
         agora.decode(token)
     except agora.InvalidTokenError as exc:
         raise TokenServiceError("invalid_token", f"token: {exc}", fields={"token": [str(exc)]}) from None
-    _, certificate = agora_credentials()
-    record = IssuedToken.objects.filter(token_sha256=token_sha256(token)).first()
+    app_id, certificate = agora_credentials()
+    record = IssuedToken.objects.filter(token_sha256=token_sha256(token)).select_related("user").first()
     channel = account = None
     if record is not None:
-        if record.service == IssuedToken.Service.RTC:
-            channel, account = record.channel, str(record.uid)
-        else:
+        if record.service == IssuedToken.Service.RTM:
             channel, account = record.rtm_user_id, ""
+        else:
+            channel, account = record.channel, str(record.uid)
     summary = agora.inspect(token, certificate, channel=channel, account=account)
+    summary["app_id_matches"] = summary["app_id"] == app_id
+    return summary, record
+
+
+def inspect_token(*, token: str) -> dict:
+    """inspect() as one JSON-ready dict, the audit row by id (manage.py inspect_token)."""
+    summary, record = inspect(token=token)
     summary["audit_row"] = None if record is None else record.pk
     return summary
