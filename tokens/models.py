@@ -125,7 +125,6 @@ class IssuedToken(models.Model):
         related_name="+",
         db_index=False,  # never searched by; one index fewer to write per token
         help_text="The admin who issued it from the admin's temporary-token page.",
-
     )
 
     objects = IssuedTokenQuerySet.as_manager()
@@ -152,7 +151,6 @@ class IssuedToken(models.Model):
             models.Index(
                 fields=["-issued_at"], name="issued_token_by_hand", condition=Q(source__in=["admin", "cli"])
             ),
-
         ]
         constraints = [
             models.CheckConstraint(
