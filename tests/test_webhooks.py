@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -15,12 +16,13 @@ from django.urls import reverse
 
 from tokens import ncs
 from tokens.models import ChannelEvent
-from tokens.services import get_or_create_identity
+from tokens.services import get_or_create_identity, issue_token
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "ncs-secret-7c9e1f0a2b"
 URL = reverse("tokens:agora-webhook")
+CHANGELIST = reverse("admin:tokens_channelevent_changelist")
 TS = 1772366400  # 2026-03-01T12:00:00Z
 NOTIFY_MS = TS * 1000 + 250
 
@@ -380,3 +382,199 @@ def test_channel_events_cannot_be_changed_or_deleted_but_outlive_their_user(user
     user.delete()
     event = ChannelEvent.objects.get()
     assert (event.user, event.uid, event.slot) == (None, uid, "main")
+
+
+# --- the admin --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def events(user, django_user_model):
+    bob = django_user_model.objects.create_user("bob")
+    alice_uid = get_or_create_identity(user=user).uid
+    bob_uid = get_or_create_identity(user=bob).uid
+    deliver(notification(101, notice_id="n1", channelName="lobby", ts=TS))
+    deliver(notification(103, notice_id="n2", channelName="lobby", uid=alice_uid, clientSeq=1, ts=TS + 1))
+    deliver(notification(105, notice_id="n3", channelName="lobby", uid=bob_uid, clientSeq=1, ts=TS + 2))
+    deliver(notification(105, notice_id="n4", channelName="backstage", uid=77, clientSeq=1, ts=TS + 3))
+    deliver(notification(104, notice_id="n5", channelName="lobby", uid=alice_uid, clientSeq=2, ts=TS + 4))
+    return {e.notice_id: e for e in ChannelEvent.objects.all()}
+
+
+def _listed(response) -> set[str]:
+    assert response.status_code == 200, response.content[:300]
+    return {event.notice_id for event in response.context["cl"].result_list}
+
+
+def test_admin_lists_channel_events_newest_first(admin, events):
+    response = admin.get(CHANGELIST)
+    assert [e.notice_id for e in response.context["cl"].result_list] == ["n5", "n4", "n3", "n2", "n1"]
+    page = response.content.decode()
+    assert "broadcaster joined" in page
+    assert "Channel events" in admin.get(reverse("admin:index")).content.decode()
+    detail = admin.get(reverse("admin:tokens_channelevent_change", args=[events["n2"].pk]))
+    assert detail.status_code == 200
+    assert "C866467GVJJ54687" in detail.content.decode()  # the whole notification, sid included
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"event_type__exact": "105"}, {"n3", "n4"}),
+        ({"channel__exact": "backstage"}, {"n4"}),
+        ({"channel__exact": "lob"}, set()),
+        ({"user__isnull": "True"}, {"n1", "n4"}),
+        ({"event_type__exact": "105", "channel__exact": "lobby"}, {"n3"}),
+        ({"occurred_at__gte": "2026-03-01 12:00:03+00:00"}, {"n4", "n5"}),
+    ],
+)
+def test_admin_filters_by_event_type_channel_and_user(admin, events, params, expected):
+    assert _listed(admin.get(CHANGELIST, params)) == expected
+
+
+def test_admin_filters_by_a_user_picked_from_the_list(admin, events, user):
+    page = admin.get(CHANGELIST).content.decode()
+    assert f'href="?user__id__exact={user.pk}"' in page  # the name in the list is the filter
+    assert 'href="?channel__exact=backstage"' in page
+    response = admin.get(CHANGELIST, {"user__id__exact": user.pk})
+    assert _listed(response) == {"n2", "n5"}
+    assert "alice" in response.content.decode()
+
+
+def test_admin_search_is_exact_on_uid_channel_and_username(admin, events, user):
+    alice_uid = events["n2"].uid
+    assert _listed(admin.get(CHANGELIST, {"q": str(alice_uid)})) == {"n2", "n5"}
+    assert _listed(admin.get(CHANGELIST, {"q": "77"})) == {"n4"}
+    assert _listed(admin.get(CHANGELIST, {"q": "lobby"})) == {"n1", "n2", "n3", "n5"}
+    assert _listed(admin.get(CHANGELIST, {"q": "bob"})) == {"n3"}
+    assert _listed(admin.get(CHANGELIST, {"q": "lob"})) == set()
+    assert _listed(admin.get(CHANGELIST, {"q": "9" * 5000})) == set()
+
+
+def test_admin_filter_lists_never_list_every_channel_or_user(admin, events):
+    with CaptureQueriesContext(connection) as queries:
+        admin.get(CHANGELIST)
+    sql = " ".join(q["sql"] for q in queries).upper()
+    assert 'DISTINCT "TOKENS_CHANNELEVENT"."CHANNEL"' not in sql
+    assert 'FROM "AUTH_USER" ORDER' not in sql
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["notification__contains=x", "channel__startswith=lo", "user__username__exact=alice", "uid__gt=1"],
+)
+def test_admin_refuses_url_lookups_it_does_not_offer(admin, events, query):
+    admin.raise_request_exception = False
+    assert admin.get(f"{CHANGELIST}?{query}").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "user__id__exact=abc",
+        "user__id__exact=" + "9" * 30,
+        "event_type__exact=x",
+        "occurred_at__year=99999",
+        "occurred_at__gte=10000-01-01",
+        "channel__exact=" + "c" * 500,
+        "q=" + "9" * 5000,
+    ],
+)
+def test_admin_list_never_fails_on_odd_filter_values(admin, events, query):
+    admin.raise_request_exception = False
+    assert admin.get(f"{CHANGELIST}?{query}").status_code in (200, 302, 400)
+
+
+def test_channel_events_are_read_only_in_the_admin_even_for_a_superuser(admin, events):
+    event = events["n2"]
+    assert admin.get(reverse("admin:tokens_channelevent_add")).status_code == 403
+    change = reverse("admin:tokens_channelevent_change", args=[event.pk])
+    assert admin.post(change, {"channel": "forged"}).status_code == 403
+    assert (
+        admin.post(reverse("admin:tokens_channelevent_delete", args=[event.pk]), {"post": "yes"}).status_code
+        == 403
+    )
+    admin.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [event.pk]})
+    assert ChannelEvent.objects.filter(pk=event.pk, channel="lobby").exists()
+
+
+def test_admin_changelist_query_count_does_not_grow_with_rows(admin, user):
+    uid = get_or_create_identity(user=user).uid
+    deliver(notification(103, notice_id="first", channelName="c", uid=uid, ts=TS))
+    with CaptureQueriesContext(connection) as few:
+        assert admin.get(CHANGELIST).status_code == 200
+    for i in range(30):
+        deliver(notification(105, notice_id=f"n{i}", channelName=f"c{i}", uid=uid + (i % 2), ts=TS + i))
+    with CaptureQueriesContext(connection) as many:
+        assert admin.get(CHANGELIST).status_code == 200
+    assert len(many) == len(few)
+
+
+# --- an audit row's page: who actually joined -------------------------------------------------
+
+ISSUED_AT = at(TS)
+
+
+def _row_page(admin, issued) -> str:
+    from tokens.models import IssuedToken
+
+    row = IssuedToken.objects.get(token_sha256=hashlib.sha256(issued.token.encode()).hexdigest())
+    response = admin.get(reverse("admin:tokens_issuedtoken_change", args=[row.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_an_audit_rows_page_lists_the_joins_and_leaves_of_its_uid_in_its_channel_after_issue(admin, user):
+    issued = issue_token(service="rtc", user=user, channel="lobby", now=ISSUED_AT)
+    uid = issued.uid
+    deliver(notification(103, notice_id="before", channelName="lobby", uid=uid, ts=TS - 60))
+    deliver(notification(101, notice_id="created", channelName="lobby", ts=TS))
+    # A join in the second of issue counts (both times are whole seconds).
+    deliver(notification(105, notice_id="join", channelName="lobby", uid=uid, clientSeq=1, ts=TS))
+    deliver(notification(111, notice_id="role", channelName="lobby", uid=uid, clientSeq=2, ts=TS + 30))
+    deliver(notification(106, notice_id="leave", channelName="lobby", uid=uid, clientSeq=3, ts=TS + 90))
+    deliver(notification(105, notice_id="elsewhere", channelName="backstage", uid=uid, ts=TS + 5))
+    deliver(notification(105, notice_id="someone", channelName="lobby", uid=uid + 1, ts=TS + 5))
+    page = _row_page(admin, issued)
+    events = {e.notice_id: e for e in ChannelEvent.objects.all()}
+    links = [
+        reverse("admin:tokens_channelevent_change", args=[events[n].pk]) for n in ("join", "role", "leave")
+    ]
+    positions = [page.find(f'href="{link}"') for link in links]
+    assert all(p > 0 for p in positions)
+    assert positions == sorted(positions)  # oldest first
+    for other in ("before", "created", "elsewhere", "someone"):
+        link = reverse("admin:tokens_channelevent_change", args=[events[other].pk])
+        assert f'href="{link}"' not in page
+    assert "audience joined" in page
+    assert "role changed to broadcaster" in page
+    assert "audience left" in page
+
+
+def test_an_audit_rows_page_says_when_nothing_was_reported_or_no_channel_applies(admin, user, settings):
+    rtc = issue_token(service="rtc", user=user, channel="lobby", now=ISSUED_AT)
+    assert "No join or leave of uid" in _row_page(admin, rtc)
+    rtm = issue_token(service="rtm", user=user, now=ISSUED_AT)
+    assert "an RTM token joins no channel" in _row_page(admin, rtm)
+    settings.AGORA_NCS_SECRET = ""
+    assert "set <code>AGORA_NCS_SECRET</code>" in _row_page(admin, rtc)
+
+
+def test_an_audit_rows_page_lists_at_most_fifty_and_links_to_the_rest(admin, user):
+    issued = issue_token(service="rtc", user=user, channel="lobby", now=ISSUED_AT)
+    for i in range(51):
+        deliver(
+            notification(105, notice_id=f"j{i}", channelName="lobby", uid=issued.uid, clientSeq=i, ts=TS + i)
+        )
+    page = _row_page(admin, issued)
+    assert len(re.findall(r"/admin/tokens/channelevent/\d+/change/", page)) == 50
+    last = ChannelEvent.objects.get(notice_id="j50")
+    assert reverse("admin:tokens_channelevent_change", args=[last.pk]) not in page
+    start = page.index("Only the first 50")
+    href = page[start:].split('href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    assert _listed(admin.get(href)) == {f"j{i}" for i in range(51)}
