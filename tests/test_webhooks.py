@@ -287,6 +287,8 @@ NOT_EVENTS = [
     ({**EVENT, "eventType": True}, "eventType"),
     ({**EVENT, "eventType": 103.0}, "eventType"),
     ({**EVENT, "eventType": -1}, "eventType"),
+    ({**EVENT, "eventType": None}, "eventType"),
+    ({**EVENT, "productId": None}, "productId"),
     (_without(EVENT, "productId"), "productId"),
     ({**EVENT, "productId": "1"}, "productId"),
     ({**EVENT, "notifyMs": "1611566412672"}, "notifyMs"),

@@ -175,7 +175,7 @@ def parse(body: bytes) -> Notification:
             "noticeId", f"noticeId: required, a string of 1..{MAX_NOTICE_ID} characters."
         )
     for key in ("productId", "eventType"):
-        if key not in data:
+        if data.get(key) is None:
             raise InvalidNotificationError(key, f"{key}: required.")
     product_id = _integer(data, "productId", "", 0, None)
     event_type = _integer(data, "eventType", "", 0, MAX_EVENT_TYPE)
