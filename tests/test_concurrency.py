@@ -66,3 +66,25 @@ def test_concurrent_wrong_passwords_never_get_more_checks_than_the_limit(user, s
 
     outcomes = _race(attempt)
     assert sorted(outcomes) == ["checked"] * 3 + ["login_locked"] * (THREADS - 3)
+
+
+def test_concurrent_resends_of_one_agora_notification_store_it_once(settings):
+    import json
+
+    from tokens import ncs
+    from tokens.models import ChannelEvent
+    from tokens.services.channel_events import record_channel_event
+
+    def resend(i):
+        body = {
+            "noticeId": "2000001428:4330:107",
+            "productId": 1,
+            "eventType": 103,
+            "notifyMs": 1772366400000 + i,  # Agora updates notifyMs on every resend
+            "payload": {"channelName": "lobby", "uid": 12121212, "clientSeq": 1, "ts": 1772366400},
+        }
+        return record_channel_event(notification=ncs.parse(json.dumps(body).encode())).value
+
+    outcomes = _race(resend)
+    assert sorted(outcomes) == ["duplicate"] * (THREADS - 1) + ["stored"]
+    assert ChannelEvent.objects.count() == 1

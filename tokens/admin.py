@@ -247,6 +247,19 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
             match |= Q(token_sha256=term.lower())
         return queryset.filter(match), False
 
+    # The row's page lists who actually joined: Agora's channel events for its uid and channel
+    # after issue (tokens/admin_events.py).
+    readonly_fields = ("channel_events",)
+
+    def get_fields(self, request, obj=None):
+        return [*super().get_fields(request, obj), "channel_events"]
+
+    @admin.display(description="joins and leaves after issue")
+    def channel_events(self, row: IssuedToken) -> str:
+        from tokens.admin_events import channel_events_after_issue
+
+        return channel_events_after_issue(row)
+
 
 @admin.register(AgoraIdentity)
 class AgoraIdentityAdmin(ReadOnlyAdmin):
@@ -326,3 +339,7 @@ class UserWithAgoraAdmin(ListFilterLookupsOnly, user_admin_class):
         return format_html(
             '<a href="{}" id="user-agora-tokens">This user\u2019s tokens in the audit log</a>', url
         )
+
+
+# Registers the channel events' admin (it builds on the classes above).
+from tokens import admin_events  # noqa: E402, F401

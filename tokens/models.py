@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from tokens import agora
+from tokens import agora, ncs
 
 MAIN_SLOT = "main"
 
@@ -230,3 +230,88 @@ class ChannelRule(models.Model):
         from tokens.validators import validate_channel_pattern
 
         validate_channel_pattern(self.pattern)
+
+
+class ChannelEventQuerySet(models.QuerySet):
+    # No update() guard: deleting a user must still be able to SET_NULL the user column.
+    def delete(self):
+        raise TypeError("channel events are append-only")
+
+
+class ChannelEvent(models.Model):
+    """One RTC channel event Agora reported (Notifications), stored once per noticeId: who
+    actually joined and left which channel, with the uid traced to our user and slot."""
+
+    class EventType(models.IntegerChoices):
+        CHANNEL_CREATE = ncs.CHANNEL_CREATE, "channel created"
+        CHANNEL_DESTROY = ncs.CHANNEL_DESTROY, "channel destroyed"
+        BROADCASTER_JOIN = ncs.BROADCASTER_JOIN, "broadcaster joined"
+        BROADCASTER_LEAVE = ncs.BROADCASTER_LEAVE, "broadcaster left"
+        AUDIENCE_JOIN = ncs.AUDIENCE_JOIN, "audience joined"
+        AUDIENCE_LEAVE = ncs.AUDIENCE_LEAVE, "audience left"
+        COMMUNICATION_JOIN = ncs.COMMUNICATION_JOIN, "user joined (communication)"
+        COMMUNICATION_LEAVE = ncs.COMMUNICATION_LEAVE, "user left (communication)"
+        ROLE_TO_BROADCASTER = ncs.ROLE_TO_BROADCASTER, "role changed to broadcaster"
+        ROLE_TO_AUDIENCE = ncs.ROLE_TO_AUDIENCE, "role changed to audience"
+
+    notice_id = models.CharField("notice id", max_length=ncs.MAX_NOTICE_ID)
+    # Types Agora adds later are stored too, shown by number.
+    event_type = models.PositiveIntegerField(choices=EventType.choices)
+    channel = models.CharField(max_length=ncs.MAX_CHANNEL, blank=True)
+    uid = models.PositiveBigIntegerField("Agora uid", null=True, blank=True)  # none: channel events
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="agora_channel_events",
+        db_index=False,  # the (user, occurred_at) index below serves it
+        help_text="The owner of the uid when the event arrived; empty for a uid this server never issued.",
+    )
+    slot = models.CharField(max_length=32, blank=True)
+    client_seq = models.PositiveBigIntegerField(
+        "client sequence", null=True, blank=True, help_text="Agora's order of one user's events."
+    )
+    occurred_at = models.DateTimeField(help_text="When it happened at Agora (the payload's ts).")
+    received_at = models.DateTimeField(default=timezone.now)
+    notification = models.JSONField(help_text="The whole notification as Agora sent it.")
+
+    objects = ChannelEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "channel event"
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            # The admin's newest-first pages and date drill-downs.
+            models.Index(fields=["-occurred_at", "-id"], name="channel_event_newest_first"),
+            # An audit row's joins and leaves: uid U in channel C from time T on; and the
+            # admin's exact uid search.
+            models.Index(fields=["uid", "channel", "occurred_at"], name="channel_event_uid_channel"),
+            # The admin's channel search and filter, its event type and user filters.
+            models.Index(fields=["channel", "-occurred_at"], name="channel_event_channel"),
+            models.Index(fields=["event_type", "-occurred_at"], name="channel_event_type"),
+            models.Index(fields=["user", "-occurred_at"], name="channel_event_user"),
+        ]
+        constraints = [
+            # Agora resends a notification until answered: each is stored once. A constraint
+            # rather than unique=True, which on PostgreSQL adds a LIKE index nothing uses.
+            models.UniqueConstraint(fields=["notice_id"], name="channel_event_one_per_notice"),
+            models.CheckConstraint(
+                condition=Q(uid__isnull=True) | Q(uid__lte=ncs.UID_MAX),
+                name="channel_event_uid_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = "" if self.uid is None else f" uid {self.uid}"
+        return (
+            f"{self.get_event_type_display()} {self.channel!r}{who} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+        )
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("channel events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("channel events are append-only")

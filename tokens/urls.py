@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tokens import views
+from tokens import views, webhooks
 
 app_name = "tokens"
 
@@ -14,4 +14,6 @@ urlpatterns = [
     path("rtctoken", views.CompatRtcTokenView.as_view(), name="compat-rtc-token"),
     path("rtmtoken", views.CompatRtmTokenView.as_view(), name="compat-rtm-token"),
     path("healthz", views.HealthView.as_view(), name="health"),
+    # Agora's channel event notifications (NCS); 404 while AGORA_NCS_SECRET is unset.
+    path("webhooks/agora/", webhooks.agora_webhook, name="agora-webhook"),
 ]

@@ -235,6 +235,9 @@ AGORA_MAX_SLOTS = env.int("AGORA_MAX_SLOTS", default=4)
 # Highest uid drawn for new identities: 2147483647 for fleets of Java, C# or Flutter-on-Android
 # clients, which hold a uid in a signed 32-bit int.
 AGORA_UID_MAX = env.int("AGORA_UID_MAX", default=4294967295)
+# Secret of Agora Notifications (Console > Notifications): POST /webhooks/agora/ accepts only
+# bodies signed with it (Agora-Signature-V2) and answers 404 while it is empty.
+AGORA_NCS_SECRET = env.str("AGORA_NCS_SECRET", default="")
 
 # Development account that `make run` creates (only while DJANGO_DEBUG is true).
 DEMO_USERNAME = env.str("DEMO_USERNAME", default="demo")
