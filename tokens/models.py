@@ -127,7 +127,6 @@ class IssuedToken(models.Model):
 
     objects = IssuedTokenQuerySet.as_manager()
 
-
     class Meta:
         verbose_name = "issued token"
         ordering = ["-issued_at", "-id"]
