@@ -14,4 +14,5 @@ urlpatterns = [
     path("rtctoken", views.CompatRtcTokenView.as_view(), name="compat-rtc-token"),
     path("rtmtoken", views.CompatRtmTokenView.as_view(), name="compat-rtm-token"),
     path("healthz", views.HealthView.as_view(), name="health"),
+    path("metrics", views.prometheus_metrics, name="metrics"),
 ]
