@@ -292,6 +292,22 @@ def test_label_values_stay_bounded_whatever_the_request(metrics_on, anon, key):
     }
 
 
+def test_a_metric_that_cannot_be_recorded_never_costs_a_token(metrics_on, monkeypatch, key, caplog):
+    class Unwritable:
+        def labels(self, *values):
+            raise FileNotFoundError("PROMETHEUS_MULTIPROC_DIR is gone")
+
+    for children in ("_tokens_issued", "_uids_allocated", "_errors", "_request_seconds"):
+        monkeypatch.setattr(metrics, children, metrics._Children(Unwritable()))
+    monkeypatch.setattr(metrics, "_failure_logged", False)
+    client = _client(key)
+    assert client.post(RTC, {"channel": "c"}, format="json").status_code == 201
+    assert client.post(RTC, {"channel": "bad/name"}, format="json").status_code == 400
+    assert IssuedToken.objects.count() == 1
+    failures = [r for r in caplog.records if r.name == "tokens.metrics"]
+    assert [r.levelname for r in failures] == ["ERROR"]  # logged once, not once a request
+
+
 @pytest.mark.parametrize(
     ("response", "code"),
     [
