@@ -20,6 +20,8 @@ def _pinned_settings(settings):
     settings.AGORA_TOKEN_MAX_TTL = 86400
     settings.AGORA_PUBLISHER_POLICY = "open"
     settings.TRUSTED_PROXY_COUNT = 0
+    settings.METRICS_ENABLED = False
+    settings.METRICS_ALLOWED_IPS = []
     settings.DEBUG = False
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.REST_FRAMEWORK = {

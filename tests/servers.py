@@ -29,7 +29,9 @@ def server_env(**overrides: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "AGORA_", "DATABASE_", "CACHE_", "THROTTLE_", "LOGIN_"))
+        if not key.startswith(
+            ("DJANGO_", "AGORA_", "DATABASE_", "CACHE_", "THROTTLE_", "LOGIN_", "METRICS_", "PROMETHEUS_")
+        )
     }
     env.update(
         DJANGO_ENV_FILE="",

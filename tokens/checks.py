@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError
@@ -133,9 +136,42 @@ def check_uids_within_uid_max(app_configs=None, **kwargs) -> list[Warning]:
     ]
 
 
+def _writable_directory(path: str) -> bool:
+    return bool(path) and os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+
+
+@register("metrics")
+def check_metrics_settings(app_configs=None, **kwargs) -> list[Error]:
+    """METRICS_ALLOWED_IPS holds addresses or networks; the multiprocess directory is writable."""
+    errors = []
+    for entry in settings.METRICS_ALLOWED_IPS:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            errors.append(
+                Error(
+                    f"METRICS_ALLOWED_IPS: {entry!r} is not an IP address or network; it admits nobody.",
+                    hint="List addresses or CIDR networks, comma-separated, e.g. 10.0.0.0/8,127.0.0.1.",
+                    id="tokens.E021",
+                )
+            )
+    path = settings.PROMETHEUS_MULTIPROC_DIR
+    multiprocess = path or "PROMETHEUS_MULTIPROC_DIR" in os.environ
+    if settings.METRICS_ENABLED and multiprocess and not _writable_directory(path):
+        errors.append(
+            Error(
+                f"PROMETHEUS_MULTIPROC_DIR {path!r} is not a writable directory: no metric can be recorded.",
+                hint="Create it, empty, before the server starts (and empty it again at every start).",
+                id="tokens.E020",
+            )
+        )
+    return errors
+
+
 @register(Tags.security, deploy=True)
 def check_deployment(app_configs=None, **kwargs) -> list[Error | Warning]:
-    """`check --deploy`: no development credentials, a shared throttle cache, no demo password."""
+    """`check --deploy`: no development credentials, a shared throttle cache, no demo password,
+    metrics summed over every process and not open to everyone."""
     problems: list[Error | Warning] = []
     for name in ("AGORA_APP_ID", "AGORA_APP_CERTIFICATE"):
         if getattr(settings, name).lower() in DEVELOPMENT_CREDENTIALS:
@@ -153,6 +189,24 @@ def check_deployment(app_configs=None, **kwargs) -> list[Error | Warning]:
                 f"The cache ({backend}) is not shared: each process counts throttles on its own.",
                 hint="With several processes or hosts set CACHE_URL=redis://host:6379/0.",
                 id="tokens.W011",
+            )
+        )
+    if settings.METRICS_ENABLED and not settings.PROMETHEUS_MULTIPROC_DIR:
+        problems.append(
+            Warning(
+                "METRICS_ENABLED without PROMETHEUS_MULTIPROC_DIR: with several worker processes each "
+                "scrape of /metrics shows the counts of the one process that answered it.",
+                hint="Set PROMETHEUS_MULTIPROC_DIR to a directory emptied at every server start.",
+                id="tokens.W022",
+            )
+        )
+    if settings.METRICS_ENABLED and not settings.METRICS_ALLOWED_IPS:
+        problems.append(
+            Warning(
+                "METRICS_ENABLED without METRICS_ALLOWED_IPS: any client that reaches the server "
+                "can read /metrics.",
+                hint="List your Prometheus servers' addresses, or keep /metrics off the public proxy.",
+                id="tokens.W023",
             )
         )
     if settings.DEMO_PASSWORD:

@@ -1,7 +1,10 @@
-"""Request guards that apply before any view (the admin's included)."""
+"""Request guards that apply before any view (the admin's included), and request metrics."""
+
+from time import perf_counter
 
 from django.conf import settings
 
+from tokens import metrics
 from tokens.exceptions import json_error, method_not_allowed
 
 # Methods whose requests never carry a body Django would read.
@@ -58,4 +61,21 @@ class RequestGuardMiddleware:
             response = method_not_allowed(request.method)
             if allow:
                 response["Allow"] = allow
+        return response
+
+
+class RequestMetricsMiddleware:
+    """Time every request, the fast path's included, and count error responses by code, when
+    METRICS_ENABLED (tokens.metrics). First in MIDDLEWARE, so the whole stack is timed; with
+    metrics off it costs one settings read."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not settings.METRICS_ENABLED:
+            return self.get_response(request)
+        started = perf_counter()
+        response = self.get_response(request)
+        metrics.observe_request(request, response, perf_counter() - started)
         return response

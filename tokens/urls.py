@@ -16,4 +16,5 @@ urlpatterns = [
     path("healthz", views.HealthView.as_view(), name="health"),
     # Agora's channel event notifications (NCS); 404 while AGORA_NCS_SECRET is unset.
     path("webhooks/agora/", webhooks.agora_webhook, name="agora-webhook"),
+    path("metrics", views.prometheus_metrics, name="metrics"),
 ]

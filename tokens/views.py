@@ -16,10 +16,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tokens import clients, services
+from tokens import clients, metrics, services
 from tokens.authentication import ApiTokenAuthentication
 from tokens.credentials import agora_configured
-from tokens.exceptions import error_body, method_not_allowed
+from tokens.exceptions import error_body, method_not_allowed, page_not_found, permission_denied
 from tokens.models import IssuedToken
 from tokens.serializers import (
     CompatRtcInput,
@@ -265,3 +265,18 @@ def index(request):
         f"<body><h1>Agora Auth Token Server</h1><ul>{items}</ul></body></html>"
     )
     return HttpResponse(html)
+
+
+@csrf_exempt  # GET and HEAD only: nothing to protect, and other methods get a JSON 405
+def prometheus_metrics(request):
+    """Prometheus scrape target: a 404 unless METRICS_ENABLED, a 403 outside METRICS_ALLOWED_IPS."""
+    if not metrics.enabled():
+        return page_not_found(request)
+    if not metrics.client_allowed(clients.client_ip(request)):
+        return permission_denied(request)
+    if request.method not in ("GET", "HEAD"):
+        response = method_not_allowed(request.method)
+        response["Allow"] = "GET, HEAD"
+        return response
+    body, content_type = metrics.exposition(request.headers.get("Accept"))
+    return HttpResponse(body, content_type=content_type)

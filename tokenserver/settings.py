@@ -50,6 +50,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so the whole stack is timed (the fast path's answers included); off by default.
+    "tokens.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Browser clients on other origins: answers preflights, adds the CORS headers.
     "corsheaders.middleware.CorsMiddleware",
@@ -242,6 +244,15 @@ AGORA_NCS_SECRET = env.str("AGORA_NCS_SECRET", default="")
 # Development account that `make run` creates (only while DJANGO_DEBUG is true).
 DEMO_USERNAME = env.str("DEMO_USERNAME", default="demo")
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")
+
+# --- Metrics (Prometheus) -----------------------------------------------------------------
+# GET /metrics and the counters behind it; off: nothing is recorded and /metrics is a 404.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=False)
+# Client IPs or networks (CIDR) that may read /metrics; empty: any client (see README Security).
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+# Several worker processes: an empty directory per server start, where each process writes its
+# counts and a scrape adds them up. prometheus_client reads it from the environment itself.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 
 # --- Logging ------------------------------------------------------------------------------
 # Tokens, certificates, passwords and API keys are never logged; audit lines carry the

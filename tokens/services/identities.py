@@ -11,7 +11,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from tokens import agora, validators
+from tokens import agora, metrics, validators
 from tokens.exceptions import TokenServiceError
 from tokens.models import MAIN_SLOT, AgoraIdentity
 
@@ -59,6 +59,7 @@ def get_or_create_identity(*, user: AbstractBaseUser, slot: str = MAIN_SLOT) -> 
                 if slot != MAIN_SLOT:
                     _check_room_for_a_slot(user)
                 identity = AgoraIdentity.objects.create(user=user, slot=slot, uid=draw_uid())
+            metrics.count_uid(main=slot == MAIN_SLOT)
             logger.info("agora uid allocated user=%s slot=%s uid=%s", user.get_username(), slot, identity.uid)
             return identity
         except IntegrityError:

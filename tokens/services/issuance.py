@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from tokens import agora, db, validators
+from tokens import agora, db, metrics, validators
 from tokens.credentials import agora_credentials
 from tokens.exceptions import TokenServiceError
 from tokens.models import MAIN_SLOT, IssuedToken, token_sha256
@@ -196,6 +196,7 @@ def issue_token(
         user_agent=_printable(user_agent)[:USER_AGENT_MAX], token_sha256=fingerprint,
         issued_by_id=issued_by.pk if issued_by is not None else None,
     )  # fmt: skip
+    metrics.count_token(service=service, version=built.version, source=source, role=role)
 
     logger.info(
         "issued %s token id=%s user=%s uid=%s slot=%s channel=%r role=%s version=%s source=%s sha256=%.12s",
