@@ -55,3 +55,14 @@ def api(user):
 @pytest.fixture
 def anon():
     return APIClient()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test keeps a screenshot of what the page showed; its path is printed."""
+    report = yield
+    failed = report.when == "call" and report.failed
+    browser = getattr(item, "funcargs", {}).get("browser") if failed else None
+    if browser is not None:
+        report.sections.append(("browser", browser.screenshot(item.name)))
+    return report

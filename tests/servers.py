@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -189,13 +190,18 @@ def service_reachable(port: int) -> bool:
     return True
 
 
-def require_service(name: str, port: int) -> None:
-    """Skip when a local service is missing, unless REQUIRE_SERVICES is set (CI sets it: every
-    CI machine runs PostgreSQL and Redis, so a missing one there is a failure, not a skip)."""
+def missing(what: str) -> NoReturn:
+    """Skip a test whose service or program is missing here, or fail it when REQUIRE_SERVICES
+    is set (.ci/run sets it: CI has PostgreSQL, Redis and Chromium, so a missing one there is a
+    failure, not a skip)."""
     import pytest
 
-    if service_reachable(port):
-        return
     if os.environ.get("REQUIRE_SERVICES"):
-        pytest.fail(f"{name} is required (REQUIRE_SERVICES is set) but 127.0.0.1:{port} does not answer")
-    pytest.skip(f"{name} is not running on 127.0.0.1:{port}")
+        pytest.fail(f"REQUIRE_SERVICES is set, but {what}")
+    pytest.skip(what)
+
+
+def require_service(name: str, port: int) -> None:
+    """Skip when a local service is missing, unless REQUIRE_SERVICES is set (see missing())."""
+    if not service_reachable(port):
+        missing(f"{name} is not running on 127.0.0.1:{port}")

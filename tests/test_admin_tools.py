@@ -139,6 +139,9 @@ def test_the_inspector_needs_the_view_permission_and_keeps_the_token_out_of_cach
     response = client.post(INSPECT, {"token": "007abc"})
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
+    # Never no-referrer: a browser then posts the form with `Origin: null`, a CSRF failure
+    # (tests/test_browser.py posts it for real).
+    assert response["Referrer-Policy"] == "same-origin"
     assert Client().get(INSPECT).status_code == 302  # anonymous: to the login page
 
 
