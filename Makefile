@@ -35,8 +35,13 @@ test: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check .
 	DJANGO_ENV_FILE= $(BIN)/python -m pytest
 
+# The suite again with PostgreSQL as the tests' database. The server-process and browser
+# tests run their own servers (outages and processes already have a PostgreSQL lane inside),
+# so they would only repeat themselves here.
 test-postgres: $(VENV)/.dev-installed
-	DJANGO_ENV_FILE= DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest
+	DJANGO_ENV_FILE= DATABASE_URL=$(POSTGRES_URL) $(BIN)/python -m pytest \
+	  --ignore=tests/test_outages.py --ignore=tests/test_processes.py --ignore=tests/test_browser.py
+
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -1,6 +1,8 @@
 """Outages: a database or cache that is down, cut off mid-connection, or back again; Agora
 settings that cannot sign. Each runs the project as its own server process."""
 
+import os
+
 import pytest
 
 from tests.servers import TcpProxy, call, manage, require_service, running_server, server_env
@@ -107,7 +109,7 @@ def postgres_database():
     require_service("PostgreSQL", POSTGRES_PORT)
     import psycopg
 
-    name = "tokenserver_outages"
+    name = f"tokenserver_outages_{os.getpid()}"  # one per test run: runs may overlap
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")

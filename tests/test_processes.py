@@ -5,6 +5,7 @@ N+1) across them; and every token a client received under load has its audit row
 
 import hashlib
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,7 +28,7 @@ def lane(request, tmp_path_factory):
         import psycopg
         import redis
 
-        name = "tokenserver_processes"
+        name = f"tokenserver_processes_{os.getpid()}"  # one per test run: runs may overlap
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             conn.execute(f"CREATE DATABASE {name}")
