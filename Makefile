@@ -1,4 +1,5 @@
 # `make run`: serve on http://127.0.0.1:8000 (SQLite, demo account).  `make test`: lint + tests.
+# `make bench`: load benchmark against the tutorial's server (bench/RESULTS.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ PORT ?= 8000
 # PostgreSQL for `make test-postgres` (CI has one on every machine).
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres lint format superuser collectstatic clean
+.PHONY: run bench test test-postgres lint format superuser collectstatic clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,11 @@ run: $(VENV)/.runtime-installed .env
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_demo_user
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# A benchmark, not a test: the project beside the tutorial's server. bench/run.py installs
+# wrk (apt-get) when it is missing; its knobs: `.venv/bin/python bench/run.py --help`.
+bench: $(VENV)/.runtime-installed
+	$(BIN)/python bench/run.py
 
 # Tests ignore .env (DJANGO_ENV_FILE empty) so they run the same in any checkout.
 test: $(VENV)/.dev-installed
