@@ -58,10 +58,6 @@ class Endpoint:
     target: bool = False  # named in the issue's speed targets
     audited: bool = True  # writes one audit row per 2xx answer
 
-    @property
-    def method(self) -> str:
-        return "GET" if self.body is None else "POST"
-
 
 ENDPOINTS = {
     e.key: e
@@ -91,8 +87,8 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tokenbench"
 DEFAULT_CACHE_URL = "redis://127.0.0.1:6379/9"
 
 KNOBS = {
-    "BENCH_DURATION": "seconds of load per round (default 10), plus BENCH_DRAIN",
-    "BENCH_DRAIN": "seconds after each round for the last requests to finish (default 2)",
+    "BENCH_DURATION": "seconds of load per round (default 10)",
+    "BENCH_DRAIN": "longest wait after a round for the answers still due (default 30)",
     "BENCH_CONNECTIONS": "connections for the main figures (default 32)",
     "BENCH_CURVE": "connection counts for the curve (default 1,8,32,128; empty: none)",
     "BENCH_ROUNDS": "rounds per figure, alternating project/tutorial (default 2; quick 1)",
@@ -131,7 +127,7 @@ def env_list(name: str, default: str) -> list[str]:
 class Config:
     quick: bool = field(default_factory=lambda: os.environ.get("BENCH_QUICK", "") not in ("", "0"))
     duration: int = field(default_factory=lambda: env_int("BENCH_DURATION", 10))
-    drain: int = field(default_factory=lambda: env_int("BENCH_DRAIN", 2))
+    drain: int = field(default_factory=lambda: env_int("BENCH_DRAIN", 30))
     connections: int = field(default_factory=lambda: env_int("BENCH_CONNECTIONS", 32))
     users: int = field(default_factory=lambda: env_int("BENCH_USERS", 200))
     seed_rows: int = field(default_factory=lambda: env_int("BENCH_SEED_ROWS", 1_000_000))
@@ -447,20 +443,33 @@ class Round:
 def wrk(
     port: int, path: str, body: dict | None, tokens: Path, connections: int, cfg: Config, duration=None
 ) -> dict:
-    """One wrk run: `duration` seconds of requests, then cfg.drain seconds for the last ones
-    to be answered (see load.lua)."""
+    """One wrk run: `duration` seconds of requests, then up to cfg.drain seconds for the last
+    ones to be answered: once every wrk thread reports that it has nothing in flight
+    (load.lua), wrk is ended with SIGINT, which makes it print its figures as usual."""
     duration = duration or cfg.duration
+    threads = min(cfg.cores, connections)
     argv = [
-        "wrk", f"-t{min(cfg.cores, connections)}", f"-c{connections}", f"-d{duration + cfg.drain}s",
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration + cfg.drain}s",
         "--timeout", "10s", "-s", str(LUA), f"http://127.0.0.1:{port}",
         "--", str(tokens), "GET" if body is None else "POST", path, "-" if body is None else json.dumps(body),
         str(duration * 1000),
     ]  # fmt: skip
-    result = subprocess.run(argv, text=True, capture_output=True, check=False)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
-    if result.returncode != 0 or not lines:
-        raise BenchError(f"wrk failed ({' '.join(argv)}):\n{result.stdout}\n{result.stderr}")
-    return json.loads(lines[-1].removeprefix("BENCH_RESULT "))
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines, drained = [], 0
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("BENCH_DRAINED"):
+            drained += 1
+            if drained == threads:
+                process.send_signal(signal.SIGINT)
+    stderr = process.stderr.read()
+    process.wait()
+    results = [line for line in lines if line.startswith("BENCH_RESULT ")]
+    if process.returncode != 0 or not results:
+        raise BenchError(f"wrk failed ({' '.join(argv)}):\n{''.join(lines)}\n{stderr}")
+    result = json.loads(results[-1].removeprefix("BENCH_RESULT "))
+    result["rps"] = result["answered_in_window"] / duration
+    return result
 
 
 def settle(lane: Lane) -> int:
@@ -505,10 +514,9 @@ class Bench:
             path, body = endpoint.tutorial_path, endpoint.tutorial_body
         result = wrk(port, path, body, tokens, connections, self.cfg)
         errors = result["errors"]
-        seconds = max(result["elapsed_ms"], 1) / 1000
         done = Round(
             lane=lane.name, server=server, side=side, endpoint=key, users=users,
-            connections=connections, table=table, rps=result["answered"] / seconds,
+            connections=connections, table=table, rps=result["rps"],
             p50_ms=result["p50_us"] / 1000, p99_ms=result["p99_us"] / 1000,
             non2xx=result["non2xx"],
             socket_errors=errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
@@ -522,14 +530,15 @@ class Bench:
                 self.mismatches.append(
                     f"{lane.name} {server} {key} {users} c={connections} {table}: {done.ok} 2xx answers "
                     f"{'' if endpoint.audited else '(none of which writes a row) '}"
-                    f"but {done.audit_delta} audit rows ({done.sent} sent, {done.answered} answered)"
+                    f"but {done.audit_delta} audit rows ({done.sent} requests sent, {done.answered} answered"
+                    f"{'; BENCH_DRAIN too short?' if done.sent != done.answered else ''})"
                 )
         log(
             f"{lane.name:8} {server:18} {key:8} users={users:4} c={connections:<3} {table:6} "
             f"{done.rps:8.0f} req/s p50 {done.p50_ms:6.1f} ms p99 {done.p99_ms:7.1f} ms "
             f"non-2xx {done.non2xx} socket errors {done.socket_errors}"
             + (f" {done.socket_detail}" if done.socket_detail else "")
-            + (f" audit +{done.audit_delta}/{done.ok}" if side == "project" else "")
+            + (f" audit +{done.audit_delta} rows, {done.audit_expected} due" if side == "project" else "")
         )
         return done
 
@@ -662,7 +671,9 @@ class Bench:
                 if name == "sqlite":
                     lane = sqlite_lane(workdir)
                 else:
-                    explicit = bool(os.environ.get("BENCH_DATABASE_URL") or os.environ.get("BENCH_CACHE_URL"))
+                    # Asked for by name: a PostgreSQL or Redis that does not answer is an error.
+                    explicit = any(os.environ.get(v) for v in ("BENCH_DATABASE_URL", "BENCH_CACHE_URL"))
+                    explicit = explicit or "postgres" in os.environ.get("BENCH_LANES", "")
                     lane = postgres_lane(cfg, workdir, explicit)
                     if lane is None:
                         continue
@@ -935,7 +946,8 @@ class Report:
             f"commit {m['commit']}",
             "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
             f"Mode: {'quick' if cfg.quick else 'full'}; {cfg.rounds} round(s) per figure, project and "
-            f"tutorial alternating; {cfg.duration} s of load per round (+{cfg.drain} s drain); "
+            f"tutorial alternating; {cfg.duration} s of load per round, then up to {cfg.drain} s "
+            "for the answers still due; "
             f"wrk with {min(cfg.cores, cfg.connections)} threads; {cfg.users} users",
             "Project: "
             + "; ".join(f"{k} = {v}" for k, v in self.bench.served.items())
