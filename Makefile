@@ -1,4 +1,5 @@
 # `make run`: serve on http://127.0.0.1:8000 (SQLite, demo account).  `make test`: lint + tests.
+# `make serve`: the production server.  `make bench`: load benchmark (bench/RESULTS.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,11 @@ PORT ?= 8000
 # PostgreSQL for `make test-postgres` (CI has one on every machine).
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres lint format superuser collectstatic clean
+# `make serve`: worker processes (default two per core) and debug pages (off unless set).
+WEB_CONCURRENCY ?= $$((2 * $$(nproc)))
+DJANGO_DEBUG ?= false
+
+.PHONY: run serve bench test test-postgres lint format superuser collectstatic clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +33,29 @@ run: $(VENV)/.runtime-installed .env
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_demo_user
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# Production serving, picked with `make bench` (bench/RESULTS.md): granian's WSGI server,
+# WEB_CONCURRENCY processes with one request at a time each; database connections persist
+# (DATABASE_CONN_MAX_AGE). HOST=0.0.0.0 for a load balancer on another host. It does not
+# migrate PostgreSQL (run `manage.py migrate` once per release, not from every host); only
+# the embedded SQLite database, which no other host shares, is migrated here so that a fresh
+# clone serves at once.
+serve: $(VENV)/.runtime-installed
+	@if ! $(BIN)/python manage.py migrate --check >/dev/null; then \
+	  if $(BIN)/python manage.py shell -v 0 -c 'from django.db import connection; raise SystemExit(connection.vendor != "sqlite")'; then \
+	    $(BIN)/python manage.py migrate --no-input; \
+	  else \
+	    echo "make serve: the database is not migrated (or not reachable); run 'manage.py migrate' first." >&2; exit 1; \
+	  fi; \
+	fi
+	DJANGO_DEBUG=$(DJANGO_DEBUG) exec $(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) \
+	  --workers $(WEB_CONCURRENCY) --blocking-threads 1 --respawn-failed-workers --log-level warning \
+	  tokenserver.wsgi:application
+
+# A benchmark, not a test: the project beside the tutorial's server. bench/run.py installs
+# wrk (apt-get) when it is missing; its knobs: `.venv/bin/python bench/run.py --help`.
+bench: $(VENV)/.runtime-installed
+	$(BIN)/python bench/run.py
 
 # Tests ignore .env (DJANGO_ENV_FILE empty) so they run the same in any checkout.
 test: $(VENV)/.dev-installed

@@ -165,7 +165,7 @@ def measure_export(url: str, export_rows: int, total_rows: int) -> str:
         timezone.now() - timezone.timedelta(days=365 * export_rows / total_rows) - timezone.timedelta(hours=2)
     )
     env = {**os.environ, "BENCH_ROOT": str(ROOT), "SINCE": since.strftime("%Y-%m-%d %H:%M:%S+00:00")}
-    out = subprocess.run(  # noqa: S603 (our own script)
+    out = subprocess.run(
         [sys.executable, "-c", EXPORT_SCRIPT], env=env, capture_output=True, text=True, check=True
     )
     rows, size, before, after, seconds = out.stdout.split()

@@ -1,8 +1,11 @@
-"""Request guards that apply before any view (the admin's included), and request metrics."""
+"""Request guards that apply before any view (the admin's included), request metrics, and
+the static files server."""
 
+import os
 from time import perf_counter
 
 from django.conf import settings
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 from tokens import metrics
 from tokens.exceptions import json_error, method_not_allowed
@@ -79,3 +82,17 @@ class RequestMetricsMiddleware:
         response = self.get_response(request)
         metrics.observe_request(request, response, perf_counter() - started)
         return response
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise, without its "No directory at" warning for a STATIC_ROOT that collectstatic
+    has not filled. The warning is for setups that need collectstatic; this one serves the
+    installed apps' files either way (WHITENOISE_USE_FINDERS), so a missing STATIC_ROOT is
+    normal and every worker warning about it at start-up is noise. Once the directory exists
+    it is indexed as before."""
+
+    def add_files(self, root, prefix=None):
+        # The only case in which WhiteNoise warns: indexing at start-up a directory that is missing.
+        if root is self.static_root and not self.autorefresh and not os.path.isdir(root):
+            return
+        super().add_files(root, prefix)

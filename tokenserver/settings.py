@@ -60,7 +60,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Answers the token endpoints' common case itself; everything else goes on to DRF.
     "tokens.fastpath.TokenFastPathMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "tokens.middleware.StaticFilesMiddleware",  # WhiteNoise, quiet without collectstatic
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
