@@ -149,7 +149,10 @@ def test_redis_cut_off_mid_connection_then_back_recovers_without_restart(tmp_pat
     require_service("Redis", REDIS_PORT)
     proxy = TcpProxy(REDIS_PORT)
     try:
-        env = _sqlite_env(tmp_path, CACHE_URL=f"redis://127.0.0.1:{proxy.port}/9")
+        import redis
+
+        redis.Redis.from_url("redis://127.0.0.1:6379/11").flushdb()  # no budget left over from elsewhere
+        env = _sqlite_env(tmp_path, CACHE_URL=f"redis://127.0.0.1:{proxy.port}/11")
         key = _user_with_api_token(env)
         login = f'{{"username": "alice", "password": "{PASSWORD}"}}'
         with running_server(env) as base:

@@ -15,7 +15,6 @@ from datetime import UTC
 from functools import lru_cache
 
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.utils import timezone
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.crypto import hash_token
@@ -36,8 +35,20 @@ class ApiCaller:
     """Who an API token belongs to, and their uid for the slot asked about (None until drawn)."""
 
     user: object
-    api_token: AuthToken
     uid: int | None
+    digest: str
+    token_key: str
+    expiry: object
+
+    @property
+    def api_token(self) -> AuthToken:
+        """The API token itself (knox's model), e.g. to revoke it; built without a query."""
+        token = AuthToken.from_db(
+            db.default().alias, ["digest", "token_key", "user_id", "expiry"],
+            [self.digest, self.token_key, self.user.pk, self.expiry],
+        )  # fmt: skip
+        token.user = self.user
+        return token
 
 
 def key_from_header(value: str | bytes | None) -> str | None:
@@ -64,7 +75,7 @@ _USER_FIELDS = ("is_active", "is_superuser", "is_staff")
 def _lookup_sql(vendor: str) -> tuple[str, str, tuple[str, ...]]:
     """The one statement, built once per database vendor from the models' own metadata: (SQL
     with %s, the same in the driver's style, the user fields it reads)."""
-    quote = connection.ops.quote_name
+    quote = db.default().ops.quote_name
     user_model = get_user_model()
     meta = user_model._meta
     wanted = {meta.pk.attname, user_model.USERNAME_FIELD, *_USER_FIELDS}
@@ -72,7 +83,7 @@ def _lookup_sql(vendor: str) -> tuple[str, str, tuple[str, ...]]:
     columns = ", ".join(f"u.{quote(meta.get_field(name).column)}" for name in user_fields)
     token, user, identity = (quote(m._meta.db_table) for m in (AuthToken, user_model, AgoraIdentity))
     sql = (
-        f"SELECT t.token_key, t.created, t.expiry, {columns}, i.uid "  # noqa: S608
+        f"SELECT t.token_key, t.expiry, {columns}, i.uid "  # noqa: S608
         f"FROM {token} t JOIN {user} u ON u.{quote(meta.pk.column)} = t.user_id "
         f"LEFT JOIN {identity} i ON i.user_id = t.user_id AND i.slot = %s "
         "WHERE t.digest = %s"
@@ -94,35 +105,32 @@ def _run_lookup(sql: str, native_sql: str, params: list) -> tuple | None:
     # The first query of a request meets a persistent connection the server may have closed
     # (restart, failover, idle timeout): a read is safe to retry once on a fresh connection.
     # Django's per-request health check (an extra round trip) is skipped for this path.
-    connection.health_check_done = True
+    conn = db.default()
+    conn.health_check_done = True
     try:
         return db.fetch_one(sql, native_sql, params)
     except DATABASE_OUTAGES:
-        if connection.in_atomic_block:
+        if conn.in_atomic_block:
             raise
-        connection.close()
+        conn.close()
     return db.fetch_one(sql, native_sql, params)
 
 
 def find_api_caller(key: str, *, slot: str = MAIN_SLOT, now=None) -> ApiCaller | None:
     """The owner of API token `key` and their uid for `slot` (None until drawn), in one query;
     None when the key is unknown or expired. The caller checks `user.is_active`."""
-    sql, native_sql, user_fields = _lookup_sql(connection.vendor)
-    row = _run_lookup(sql, native_sql, [slot, hash_token(key)])
+    conn = db.default()
+    sql, native_sql, user_fields = _lookup_sql(conn.vendor)
+    digest = hash_token(key)
+    row = _run_lookup(sql, native_sql, [slot, digest])
     if row is None:
         return None
-    token_key, created, expiry, *user_values, uid = row
+    token_key, expiry, *user_values, uid = row
     expiry = _aware(expiry)
     if expiry is not None and expiry <= (now or timezone.now()):
         return None
-    user = get_user_model().from_db(connection.alias, user_fields, user_values)
-    api_token = AuthToken.from_db(
-        connection.alias,
-        ["digest", "token_key", "user_id", "created", "expiry"],
-        [hash_token(key), token_key, user.pk, _aware(created), expiry],
-    )
-    api_token.user = user
-    return ApiCaller(user=user, api_token=api_token, uid=uid)
+    user = get_user_model().from_db(conn.alias, user_fields, user_values)
+    return ApiCaller(user=user, uid=uid, digest=digest, token_key=token_key, expiry=expiry)
 
 
 class ApiTokenAuthentication(BaseAuthentication):

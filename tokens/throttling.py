@@ -63,12 +63,23 @@ _INCR_SHA = hashlib.sha1(_INCR_LUA.encode()).hexdigest()  # noqa: S324 (Redis na
 
 def _redis_incr(backend: RedisCache, key: str, ttl: int) -> int:
     full_key = backend.make_and_validate_key(key)
-    # Django's RedisCache has no atomic increment-with-expiry; its client does.
-    client = backend._cache.get_client(full_key, write=True)
+    # Django's RedisCache has no atomic increment-with-expiry, so the command goes to a pooled
+    # connection of its own pool directly: redis-py's client object (built anew by Django on
+    # every call) and its command machinery cost ~0.3 ms a request, the command itself 0.05.
+    pool = backend._cache._get_connection_pool(write=True)
+    connection = pool.get_connection()
     try:
-        return int(client.evalsha(_INCR_SHA, 1, full_key, ttl))
-    except NoScriptError:  # first call on this Redis server: EVAL also caches the script there
-        return int(client.eval(_INCR_LUA, 1, full_key, ttl))
+        try:
+            connection.send_command("EVALSHA", _INCR_SHA, 1, full_key, ttl)
+            return int(connection.read_response())
+        except NoScriptError:  # first call on this Redis server: EVAL also caches the script there
+            connection.send_command("EVAL", _INCR_LUA, 1, full_key, ttl)
+            return int(connection.read_response())
+    except Exception:
+        connection.disconnect()  # a broken or confused connection is not handed out again
+        raise
+    finally:
+        pool.release(connection)
 
 
 def increment(key: str, ttl: int) -> int:

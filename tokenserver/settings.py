@@ -100,6 +100,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
+    # The join path's two statements are prepared once per (persistent) connection: planning
+    # the API-token read costs PostgreSQL more than running it. Only they are (psycopg
+    # prepares a statement when asked; the threshold keeps it from doing so on its own).
+    # Off for a PgBouncer before 1.21 in transaction mode, which cannot keep them.
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several workers on one SQLite file: WAL lets readers run beside the writer, IMMEDIATE
     # takes the write lock at BEGIN (no upgrade deadlocks), the timeout waits for it.

@@ -16,7 +16,6 @@ from functools import lru_cache
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.utils import timezone
 
 from tokens import agora, db, metrics, validators
@@ -111,16 +110,17 @@ def _insert_statement(vendor: str) -> tuple[str, str, tuple]:
     """INSERT of one audit row, built once per database vendor from the model's metadata:
     (SQL with %s, the same in the driver's style, (attname, adapter) per column)."""
     fields = [f for f in IssuedToken._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
+    quote = db.default().ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
-    values = ", ".join(["%s"] * len(fields))
+    values = ", ".join(db.placeholder(f) for f in fields)
     sql = f"INSERT INTO {quote(IssuedToken._meta.db_table)} ({columns}) VALUES ({values}) RETURNING id"  # noqa: S608
+
     return sql, db.placeholders(sql), tuple((f.attname, db.adapter(f)) for f in fields)
 
 
 def _record(**values) -> int:
     """Write the audit row (one autocommitted INSERT) and return its id."""
-    sql, native_sql, columns = _insert_statement(connection.vendor)
+    sql, native_sql, columns = _insert_statement(db.default().vendor)
     return db.fetch_one(sql, native_sql, [adapt(values[name]) for name, adapt in columns])[0]
 
 
