@@ -57,12 +57,13 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 @contextlib.contextmanager
 def running_server(env: dict[str, str], *, workers: int = 1):
-    """Serve the project in its own process (the production server) until the block ends;
-    yields its base URL."""
+    """Serve the project in its own process with the production server, as `make serve` runs
+    it (granian, WSGI, one thread per worker), until the block ends; yields its base URL."""
     port = free_port()
     command = [
-        sys.executable, "-m", "gunicorn", "tokenserver.wsgi", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--log-level", "warning",
+        sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(workers), "--blocking-threads", "1",
+        "--log-level", "warning", "tokenserver.wsgi:application",
     ]  # fmt: skip
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -88,6 +89,20 @@ def running_server(env: dict[str, str], *, workers: int = 1):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def raw_http(base_url: str, request: bytes) -> bytes:
+    """Send bytes exactly as given to a live server and return everything it answers."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(base_url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def call(base: str, method: str, path: str, body: bytes | str | None = None, headers=None):

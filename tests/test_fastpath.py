@@ -2,6 +2,7 @@
 (the API-token read and the audit INSERT) and one cache operation per warm token request."""
 
 import json
+from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -216,3 +217,49 @@ def test_fast_input_agrees_with_the_serializer(serializer_class, data):
         assert fast == dict(serializer.validated_data)
     else:
         assert fast is None
+
+
+def _sqlite_file_connection(path):
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    settings_dict = {
+        "ENGINE": "django.db.backends.sqlite3", "NAME": str(path), "OPTIONS": {}, "TIME_ZONE": None,
+        "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "AUTOCOMMIT": True, "ATOMIC_REQUESTS": False,
+        "USER": "", "PASSWORD": "", "HOST": "", "PORT": "", "TEST": {},
+    }  # fmt: skip
+    return DatabaseWrapper(settings_dict, alias="write-lock-test")
+
+
+def test_sqlite_writers_take_turns_on_a_file_lock(tmp_path):
+    """Audit INSERTs into a SQLite file queue on `<name>.write-lock` (tokens/db.py): while one
+    writer holds it, another cannot take it; reads and in-memory databases do not use it."""
+    import fcntl
+    import os
+
+    from tokens.db import _sqlite_writer
+
+    conn = _sqlite_file_connection(tmp_path / "db.sqlite3")
+    lock_path = tmp_path / "db.sqlite3.write-lock"
+
+    def lock_is_free() -> bool:
+        other = os.open(lock_path, os.O_RDWR | os.O_CREAT)  # another process's descriptor
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(other)
+        return True
+
+    with _sqlite_writer(conn, False):
+        assert not lock_path.exists()  # a read takes no lock
+    with _sqlite_writer(conn, True):
+        assert lock_path.exists() and not lock_is_free()
+    assert lock_is_free()
+    with pytest.raises(RuntimeError), _sqlite_writer(conn, True):
+        raise RuntimeError  # a failed statement releases it too
+    assert lock_is_free()
+
+    before = set(Path.cwd().iterdir())
+    with _sqlite_writer(_sqlite_file_connection(":memory:"), True):
+        assert set(Path.cwd().iterdir()) == before

@@ -4,26 +4,13 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from tests.servers import raw_http
 from tokens.models import IssuedToken
 
 pytestmark = pytest.mark.django_db
 
 RTC = reverse("tokens:rtc-token")
 LOGIN = reverse("tokens:auth-token")
-
-
-def raw_http(base_url: str, request: bytes) -> bytes:
-    """Send bytes exactly as given to a live server and return everything it answers."""
-    import socket
-    from urllib.parse import urlsplit
-
-    address = urlsplit(base_url)
-    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
-        sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _error(response) -> dict:

@@ -146,8 +146,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
 
 
 def json_error(status: int, code: str, message: str, fields: Mapping | None = None) -> JsonResponse:
-    """An error response in the one shape, for code outside DRF views."""
-    return JsonResponse(error_body(code, message, fields), status=status)
+    """An error response in the one shape, for code outside DRF views (with its length: the
+    guards answer above CommonMiddleware, which would otherwise add it)."""
+    response = JsonResponse(error_body(code, message, fields), status=status)
+    response["Content-Length"] = str(len(response.content))
+    return response
 
 
 def service_error_response(exc: TokenServiceError) -> JsonResponse:

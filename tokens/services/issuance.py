@@ -121,7 +121,7 @@ def _insert_statement(vendor: str) -> tuple[str, str, tuple]:
 def _record(**values) -> int:
     """Write the audit row (one autocommitted INSERT) and return its id."""
     sql, native_sql, columns = _insert_statement(db.default().vendor)
-    return db.fetch_one(sql, native_sql, [adapt(values[name]) for name, adapt in columns])[0]
+    return db.fetch_one(sql, native_sql, [adapt(values[name]) for name, adapt in columns], write=True)[0]
 
 
 def issue_token(
