@@ -40,6 +40,9 @@ def lane(request, tmp_path_factory):
     manage(env, "migrate", "--no-input", "-v", "0")
     with running_server(env, workers=2) as a, running_server(env, workers=2) as b:
         yield request.param, env, (a, b)
+    if request.param != "sqlite":  # the servers are gone: drop this run's database
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _shell(env, script: str) -> str:
