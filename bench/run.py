@@ -96,7 +96,7 @@ KNOBS = {
     "BENCH_LANES": "sqlite,postgres (default both; postgres is skipped when nothing answers)",
     "BENCH_QUICK": "1: one round, fewer combinations",
     "BENCH_SERVERS": "project servers to compare: serve (make serve), gunicorn-sync, "
-    "gunicorn-gthread[:threads], granian[:blocking threads] (default serve)",
+    "gunicorn-gthread[:threads], granian[:blocking threads], each [@workers][+metrics] (default serve)",
     "BENCH_WORKERS": "worker processes (default WEB_CONCURRENCY, else 2 x cores)",
     "BENCH_ENDPOINTS": f"{DEFAULT_ENDPOINTS} (default); also healthz (GET /healthz vs the tutorial's GET /)",
     "BENCH_SEED_ROWS": "audit rows for the seeded figures (default 1000000; 0: skip)",
@@ -373,9 +373,12 @@ def lanetool(env: dict, *args: str) -> dict:
 # --- servers --------------------------------------------------------------------------------
 
 
+METRICS_SUFFIX = "+metrics"  # a server spec ending so runs with METRICS_ENABLED=true
+
+
 def server_argv(spec: str, port: int, workers: int) -> list[str]:
-    """The command for a server spec: KIND[:THREADS][@WORKERS]."""
-    spec, _, worker_count = spec.partition("@")
+    """The command for a server spec: KIND[:THREADS][@WORKERS][+metrics]."""
+    spec, _, worker_count = spec.removesuffix(METRICS_SUFFIX).partition("@")
     kind, _, threads = spec.partition(":")
     workers = str(int(worker_count) if worker_count else workers)
     bind = ["--bind", f"127.0.0.1:{port}"]
@@ -408,11 +411,12 @@ def describe_server(spec: str, cfg: Config, port: int | None = None) -> str:
     """The command a server spec runs (for `serve`, what `make serve` runs)."""
     port = port or cfg.port
     argv = server_argv(spec, port, cfg.workers)
+    metrics = "; METRICS_ENABLED=true" if spec.endswith(METRICS_SUFFIX) else ""
     if not spec.startswith("serve"):
-        return " ".join([Path(argv[0]).name, *argv[1:]])
+        return " ".join([Path(argv[0]).name, *argv[1:]]) + metrics
     dry = run([*argv[:1], "-s", "-n", *argv[2:]], cwd=ROOT, check=False).stdout
     lines = [" ".join(line.split()) for line in dry.replace("\\\n", " ").splitlines() if line.strip()]
-    return f"make serve: {lines[-1] if lines else '?'}"
+    return f"make serve: {lines[-1] if lines else '?'}{metrics}"
 
 
 # --- load -----------------------------------------------------------------------------------
@@ -582,6 +586,11 @@ class Bench:
         argv = server_argv(spec, port, self.cfg.workers)
         log_path = LOGS / f"{lane.name}-{spec.replace(':', '-').replace('@', '-w')}.log"
         log_path.unlink(missing_ok=True)
+        if spec.endswith(METRICS_SUFFIX):  # the workers share their counts through this directory
+            metrics_dir = lane.workdir / f"metrics-{port}"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            env = {**env, "METRICS_ENABLED": "true", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         log(f"{lane.name}: starting {spec} on port {port}: {describe_server(spec, self.cfg, port)}")
         process = Process(spec, argv, env, ROOT, log_path)
         wait_for(f"http://127.0.0.1:{port}/healthz", process)
