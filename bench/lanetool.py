@@ -77,7 +77,7 @@ def _seed_sql(vendor: str, rows: int, now: int) -> list[str]:
     rows, now = int(rows), int(now)
     columns = (
         "issued_at, expires_at, user_id, username, service, version, channel, uid, rtm_user_id, "
-        "role, source, client_ip, user_agent, token_sha256"
+        "role, source, client_ip, user_agent, token_sha256, slot"
     )
     issued = f"{now - SECONDS_PER_YEAR} + n * {SECONDS_PER_YEAR} / {max(rows, 1)}"
     values = (
@@ -95,7 +95,7 @@ def _seed_sql(vendor: str, rows: int, now: int) -> list[str]:
         "CREATE TEMP TABLE bench_seed_users AS "
         "SELECT row_number() OVER (ORDER BY au.id) - 1 AS k, au.id, au.username, "
         "COALESCE(ai.uid, 1 + (au.id * 2654435761) % 4294967295) AS uid "
-        "FROM auth_user au LEFT JOIN tokens_agoraidentity ai ON ai.user_id = au.id "
+        "FROM auth_user au LEFT JOIN tokens_agoraidentity ai ON ai.user_id = au.id AND ai.slot = 'main' "
         f"WHERE au.username LIKE '{USER_PREFIX}%'"
     )
     join = "JOIN bench_seed_users u ON u.k = n % (SELECT count(*) FROM bench_seed_users)"
@@ -104,14 +104,14 @@ def _seed_sql(vendor: str, rows: int, now: int) -> list[str]:
             f"INSERT INTO {AUDIT_TABLE} ({columns}) "
             f"WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n < {rows} - 1) "
             f"SELECT datetime({issued}, 'unixepoch'), datetime({issued} + 3600, 'unixepoch'), "
-            f"{values}, {ip}, 'bench-seed', lower(hex(randomblob(32))) FROM seq {join}"
+            f"{values}, {ip}, 'bench-seed', lower(hex(randomblob(32))), 'main' FROM seq {join}"
         )
         analyze = "ANALYZE"
     elif vendor == "postgresql":
         insert = (
             f"INSERT INTO {AUDIT_TABLE} ({columns}) "
             f"SELECT to_timestamp({issued}), to_timestamp({issued} + 3600), "
-            f"{values}, ({ip})::inet, 'bench-seed', md5(n::text) || md5((-n)::text) "
+            f"{values}, ({ip})::inet, 'bench-seed', md5(n::text) || md5((-n)::text), 'main' "
             f"FROM generate_series(0::bigint, {rows} - 1) AS n {join}"
         )
         analyze = f"ANALYZE {AUDIT_TABLE}"
