@@ -106,6 +106,7 @@ KNOBS = {
     "BENCH_CACHE_URL": f"Redis lane (default {DEFAULT_CACHE_URL}; flushed)",
     "BENCH_WRITE_RESULTS": "0: do not rewrite bench/RESULTS.md",
     "BENCH_STRICT": "1: exit 3 when a target is missed",
+    "BENCH_TUTORIAL_SRC": "the tutorial's server (default ../shared/anchors/seed-express)",
 }
 
 
