@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from tests.conftest import APP_CERTIFICATE
 from tokens import agora
-from tokens.fastpath import FastInput, TokenFastPathMiddleware, _FallbackError
+from tokens.fastpath import FastInput, _FallbackError
 from tokens.models import IssuedToken
 from tokens.serializers import CompatRtcInput, CompatRtmInput, RtcRtmTokenInput, RtcTokenInput, RtmTokenInput
 
@@ -74,21 +74,6 @@ def _answer(response) -> tuple:
     stable = {k: v for k, v in body.items() if k not in VOLATILE} if isinstance(body, dict) else body
     headers = {name: response.get(name) for name in HEADERS_COMPARED}
     return response.status_code, stable, headers, sorted(body) if isinstance(body, dict) else None
-
-
-@pytest.fixture
-def served_fast(monkeypatch):
-    """How many requests the fast path answered itself."""
-    served = []
-    original = TokenFastPathMiddleware._serve
-
-    def spy(self, request, endpoint):
-        response = original(self, request, endpoint)
-        served.append(request.path)
-        return response
-
-    monkeypatch.setattr(TokenFastPathMiddleware, "_serve", spy)
-    return served
 
 
 @pytest.mark.parametrize(("path", "body"), REQUESTS)

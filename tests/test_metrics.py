@@ -18,7 +18,6 @@ from tests.servers import ROOT, call, manage, running_server, server_env
 from tokens import metrics, services
 from tokens.checks import check_deployment, check_metrics_settings
 from tokens.exceptions import error_body
-from tokens.fastpath import TokenFastPathMiddleware
 from tokens.models import IssuedToken
 
 pytestmark = pytest.mark.django_db
@@ -82,21 +81,6 @@ def _client(key: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
-
-
-@pytest.fixture
-def served_fast(monkeypatch):
-    """The paths the fast path answered itself."""
-    served = []
-    original = TokenFastPathMiddleware._serve
-
-    def spy(self, request, endpoint):
-        response = original(self, request, endpoint)
-        served.append(request.path)
-        return response
-
-    monkeypatch.setattr(TokenFastPathMiddleware, "_serve", spy)
-    return served
 
 
 def _without_fast_path(settings, key: str) -> APIClient:
