@@ -105,6 +105,18 @@ def raw_http(base_url: str, request: bytes) -> bytes:
     return b"".join(chunks)
 
 
+def chunked_rtm_request(key: str) -> bytes:
+    """A raw POST /api/v1/tokens/rtm/ whose body, `{"expires_in":60,"version":"006"}`, is sent
+    with Transfer-Encoding: chunked (no Content-Length): read as empty, it would issue a
+    default token (007, an hour) instead of being refused."""
+    body = b'{"expires_in":60,"version":"006"}'
+    return (
+        b"POST /api/v1/tokens/rtm/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: Token " + key.encode() + b"\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n" + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    )
+
+
 def call(base: str, method: str, path: str, body: bytes | str | None = None, headers=None):
     """One HTTP request; (status, headers, parsed JSON body or None)."""
     import json

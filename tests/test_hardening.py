@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from tests.servers import raw_http
+from tests.servers import chunked_rtm_request, raw_http
 from tokens.models import IssuedToken
 
 pytestmark = pytest.mark.django_db
@@ -158,17 +158,7 @@ def test_a_raw_chunked_request_to_a_live_server_is_411(live_server, user):
     from knox.models import AuthToken
 
     _, key = AuthToken.objects.create(user=user)
-    body = b'{"expires_in":60,"version":"006"}'
-    response = raw_http(
-        live_server.url,
-        b"POST /api/v1/tokens/rtm/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Authorization: Token "
-        + key.encode()
-        + b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        + f"{len(body):x}\r\n".encode()
-        + body
-        + b"\r\n0\r\n\r\n",
-    )
+    response = raw_http(live_server.url, chunked_rtm_request(key))
     assert response.startswith(b"HTTP/1.1 411"), response[:200]
     assert IssuedToken.objects.count() == 0
 

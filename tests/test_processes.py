@@ -11,7 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.servers import call, manage, raw_http, require_service, running_server, server_env
+from tests.servers import (
+    call,
+    chunked_rtm_request,
+    manage,
+    raw_http,
+    require_service,
+    running_server,
+    server_env,
+)
 
 BUDGET = 30  # tokens per user per day on these servers
 
@@ -139,15 +147,9 @@ def test_a_raw_chunked_request_to_the_production_server_is_411_and_issues_nothin
     never read as empty (which would issue a default token: 007, an hour)."""
     _, env, servers = lane
     key = _users_with_keys(env, ["chunked"])["chunked"]
-    body = b'{"expires_in":60,"version":"006"}'
     rows_before = len(_audit_digests(env))
     for server in servers:
-        answer = raw_http(
-            server,
-            b"POST /api/v1/tokens/rtm/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Authorization: Token " + key.encode() + b"\r\nTransfer-Encoding: chunked\r\n"
-            b"Connection: close\r\n\r\n" + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n",
-        )
+        answer = raw_http(server, chunked_rtm_request(key))
         head, _, payload = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 411"), answer[:300]
         assert json.loads(payload)["error"]["code"] == "length_required", answer
