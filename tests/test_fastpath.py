@@ -221,7 +221,7 @@ def test_sqlite_writers_take_turns_on_a_file_lock(tmp_path):
     import fcntl
     import os
 
-    from tokens.db import _sqlite_writer
+    from tokens.db import _write_lock
 
     conn = _sqlite_file_connection(tmp_path / "db.sqlite3")
     lock_path = tmp_path / "db.sqlite3.write-lock"
@@ -236,15 +236,15 @@ def test_sqlite_writers_take_turns_on_a_file_lock(tmp_path):
             os.close(other)
         return True
 
-    with _sqlite_writer(conn, False):
+    with _write_lock(conn, False):
         assert not lock_path.exists()  # a read takes no lock
-    with _sqlite_writer(conn, True):
+    with _write_lock(conn, True):
         assert lock_path.exists() and not lock_is_free()
     assert lock_is_free()
-    with pytest.raises(RuntimeError), _sqlite_writer(conn, True):
+    with pytest.raises(RuntimeError), _write_lock(conn, True):
         raise RuntimeError  # a failed statement releases it too
     assert lock_is_free()
 
     before = set(Path.cwd().iterdir())
-    with _sqlite_writer(_sqlite_file_connection(":memory:"), True):
+    with _write_lock(_sqlite_file_connection(":memory:"), True):
         assert set(Path.cwd().iterdir()) == before

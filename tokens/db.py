@@ -15,7 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from contextlib import nullcontext
 from datetime import UTC
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -39,10 +39,10 @@ def placeholders(sql: str) -> str:
 
 def fetch_one(sql: str, native_sql: str, params: Sequence, *, write: bool = False) -> tuple | None:
     """Run one statement (`sql` with %s; `native_sql`, the same in the driver's own style) and
-    return its first row. `write`: the statement writes (see _sqlite_writer)."""
+    return its first row. `write`: the statement writes (see _write_lock)."""
     conn = default()
     if conn.queries_logged or conn.execute_wrappers:
-        with _sqlite_writer(conn, write), conn.cursor() as cursor:
+        with _write_lock(conn, write), conn.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
     if conn.connection is None:
@@ -56,16 +56,30 @@ def fetch_one(sql: str, native_sql: str, params: Sequence, *, write: bool = Fals
                 cursor.execute(native_sql, params, prepare=True)
                 return cursor.fetchone()
         # SQLite's driver keeps prepared statements per connection by itself.
-        with _sqlite_writer(conn, write):
+        with _write_lock(conn, write):
             return conn.connection.execute(native_sql, params).fetchone()
 
 
-_lock_files: dict[tuple[int, str], int] = {}
+class _FileLock:
+    """An exclusive flock() on one file, held for a `with` block."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def __enter__(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc_info) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
-@contextmanager
-def _sqlite_writer(conn, write: bool):
-    """Writers to one SQLite file take turns on an OS file lock first.
+_NO_LOCK = nullcontext()
+_file_locks: dict[tuple[int, str], _FileLock] = {}
+
+
+def _write_lock(conn, write: bool):
+    """What a statement holds while it runs: for a write to a SQLite file, the file's writer
+    lock; otherwise nothing (reads, PostgreSQL and in-memory databases take no lock).
 
     SQLite lets one writer at a time in, and a writer that finds the file locked sleeps in
     SQLite's busy handler (1, 2, 5, 10 ... ms) before it tries again, while the lock is held
@@ -75,19 +89,14 @@ def _sqlite_writer(conn, write: bool):
     database (`<name>.write-lock`), not the database file: flock and SQLite's own fcntl locks
     must not share a file descriptor.
     """
-    path = conn.settings_dict["NAME"]
     if not write or conn.vendor != "sqlite" or conn.is_in_memory_db():
-        yield
-        return
-    key = (os.getpid(), str(path))  # a descriptor inherited over fork() would share its lock
-    fd = _lock_files.get(key)
-    if fd is None:
-        fd = _lock_files[key] = os.open(f"{path}.write-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        return _NO_LOCK
+    # One descriptor per process: a descriptor inherited over fork() would share its lock.
+    key = (os.getpid(), str(conn.settings_dict["NAME"]))
+    lock = _file_locks.get(key)
+    if lock is None:
+        lock = _file_locks[key] = _FileLock(f"{key[1]}.write-lock")
+    return lock
 
 
 def _naive_utc_text(value):
