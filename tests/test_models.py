@@ -58,6 +58,25 @@ def test_audit_rows_cannot_be_changed_or_deleted_in_code(user):
     assert IssuedToken.objects.get().channel == "c"
 
 
+def test_channel_events_cannot_be_changed_or_deleted_in_code():
+    from django.utils import timezone
+
+    from tokens.models import ChannelEvent
+
+    event = ChannelEvent.objects.create(
+        notice_id="n1", event_type=ChannelEvent.EventType.BROADCASTER_JOIN, channel="c", uid=7,
+        occurred_at=timezone.now(), notification={"noticeId": "n1"},
+    )  # fmt: skip
+    event.channel = "forged"
+    with pytest.raises(TypeError, match="channel events are append-only"):
+        event.save()
+    with pytest.raises(TypeError, match="channel events are append-only"):
+        event.delete()
+    with pytest.raises(TypeError, match="channel events are append-only"):
+        ChannelEvent.objects.all().delete()
+    assert ChannelEvent.objects.get().channel == "c"
+
+
 def test_database_refuses_an_audit_row_that_expires_before_it_is_issued(user):
     now = timezone.now()
     with pytest.raises(IntegrityError), transaction.atomic():

@@ -65,13 +65,33 @@ def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
-class IssuedTokenQuerySet(models.QuerySet):
+class AppendOnlyQuerySet(models.QuerySet):
     # No update() guard: deleting a user must still be able to SET_NULL the user column.
     def delete(self):
-        raise TypeError("the token audit log is append-only")
+        raise TypeError(self.model.append_only_message)
 
 
-class IssuedToken(models.Model):
+class AppendOnlyModel(models.Model):
+    """Rows written once and kept: saving an existing row or deleting one, a row at a time or
+    through the queryset, is a TypeError saying `append_only_message`."""
+
+    append_only_message = "this table is append-only"
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError(self.append_only_message)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError(self.append_only_message)
+
+
+class IssuedToken(AppendOnlyModel):
     """One row per issued token, written in the same transaction that makes the token.
 
     The token itself is a bearer credential and is never stored: only its SHA-256.
@@ -127,7 +147,7 @@ class IssuedToken(models.Model):
         help_text="The admin who issued it from the admin's temporary-token page.",
     )
 
-    objects = IssuedTokenQuerySet.as_manager()
+    append_only_message = "the token audit log is append-only"
 
     class Meta:
         verbose_name = "issued token"
@@ -165,14 +185,6 @@ class IssuedToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service} {self.version} for {self.username} at {self.issued_at:%Y-%m-%d %H:%M:%S}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise TypeError("the token audit log is append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("the token audit log is append-only")
 
 
 class LoginAttemptCounter(models.Model):
@@ -232,13 +244,7 @@ class ChannelRule(models.Model):
         validate_channel_pattern(self.pattern)
 
 
-class ChannelEventQuerySet(models.QuerySet):
-    # No update() guard: deleting a user must still be able to SET_NULL the user column.
-    def delete(self):
-        raise TypeError("channel events are append-only")
-
-
-class ChannelEvent(models.Model):
+class ChannelEvent(AppendOnlyModel):
     """One RTC channel event Agora reported (Notifications), stored once per noticeId: who
     actually joined and left which channel, with the uid traced to our user and slot."""
 
@@ -276,7 +282,7 @@ class ChannelEvent(models.Model):
     received_at = models.DateTimeField(default=timezone.now)
     notification = models.JSONField(help_text="The whole notification as Agora sent it.")
 
-    objects = ChannelEventQuerySet.as_manager()
+    append_only_message = "channel events are append-only"
 
     class Meta:
         verbose_name = "channel event"
@@ -307,11 +313,3 @@ class ChannelEvent(models.Model):
         return (
             f"{self.get_event_type_display()} {self.channel!r}{who} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
         )
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise TypeError("channel events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("channel events are append-only")
