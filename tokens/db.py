@@ -12,13 +12,19 @@ through Django's cursor instead, so every count and wrapper sees them.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
+import logging
 import os
+import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from datetime import UTC
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
+
+logger = logging.getLogger(__name__)
 
 try:
     import psycopg
@@ -125,3 +131,99 @@ def placeholder(field: models.Field) -> str:
     if isinstance(field, models.GenericIPAddressField) and default().vendor == "postgresql":
         return "%s::inet"
     return "%s"
+
+
+# --- SQLite checkpoints, off the request path ------------------------------------------------
+#
+# In WAL mode SQLite appends every commit to `<name>-wal`; a checkpoint copies those pages back
+# into the database file and fsyncs both. By default the connection that commits the 1000th
+# page runs it, inside its INSERT: under the write lock above, so every worker's writers wait
+# for the copy and the fsyncs (bench/RESULTS.md: a stall every ~110 token requests, and most
+# of the p99). Instead each process that opens the SQLite file runs one daemon thread that
+# copies the WAL every CHECKPOINT_INTERVAL without the write lock (PASSIVE: writers go on;
+# sqlite3 releases the GIL meanwhile), and only when the WAL has grown to RESTART_FRAMES takes
+# the write lock for the short rest and the restart of the WAL, which bounds its size.
+# The requests' own connections then leave checkpoints to it (wal_autocheckpoint=0).
+# DATABASE_SQLITE_BACKGROUND_CHECKPOINTS=false restores SQLite's own behaviour.
+
+CHECKPOINT_INTERVAL = 0.1  # seconds
+RESTART_FRAMES = 4000  # WAL pages (16 MB with 4 KiB pages)
+RESTART_BUSY_TIMEOUT_MS = 50  # longest wait, under the write lock, for readers of old pages
+_checkpointers: dict[tuple[int, str], _Checkpointer] = {}
+_checkpointers_lock = threading.Lock()
+
+
+def checkpoint_once(conn: sqlite3.Connection, lock: _FileLock) -> int:
+    """One round of the checkpointer; returns the WAL's length in frames before it."""
+    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if frames >= RESTART_FRAMES:
+        with lock:
+            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+    return frames
+
+
+class _Checkpointer(threading.Thread):
+    """The checkpointer thread of one process and database file."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(name="sqlite-checkpoint", daemon=True)
+        self.path = path
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        lock = _FileLock(f"{self.path}.write-lock")  # its own descriptor: excludes this process's writers too
+        conn, failing = None, False
+        while not self.stopping.wait(CHECKPOINT_INTERVAL):
+            try:
+                if conn is None:
+                    # mode=rw: never create a database file that is missing (moved, not migrated).
+                    conn = sqlite3.connect(
+                        f"file:{self.path}?mode=rw", uri=True, isolation_level=None, check_same_thread=False
+                    )
+                    conn.execute(f"PRAGMA busy_timeout={RESTART_BUSY_TIMEOUT_MS}")
+                checkpoint_once(conn, lock)
+                failing = False
+            except Exception:  # the file is away or locked: try again next round, log once per outage
+                if not failing:
+                    logger.warning(
+                        "SQLite background checkpoint of %s failed; retrying", self.path, exc_info=True
+                    )
+                failing = True
+                if conn is not None:
+                    conn.close()
+                    conn = None
+        if conn is not None:
+            conn.close()
+        os.close(lock.fd)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=5)
+
+
+@atexit.register
+def _stop_checkpointers() -> None:
+    # Let the process's last connection to the file be closed at exit, so SQLite checkpoints
+    # the WAL into the database file as it does without the thread (a daemon thread would
+    # otherwise keep its connection open to the end).
+    for key, thread in list(_checkpointers.items()):
+        if key[0] == os.getpid():
+            thread.stop()
+
+
+def use_background_checkpoints(sender, connection, **kwargs) -> None:
+    """connection_created: a new connection to a SQLite file leaves checkpoints to this
+    process's checkpointer thread, started here on first need."""
+    if connection.vendor != "sqlite" or connection.is_in_memory_db():
+        return
+    if not connection.settings_dict.get("BACKGROUND_CHECKPOINTS"):
+        return
+    path = str(connection.settings_dict["NAME"])
+    key = (os.getpid(), path)  # a forked worker starts its own
+    with _checkpointers_lock:
+        thread = _checkpointers.get(key)
+        if thread is None or not thread.is_alive():
+            thread = _Checkpointer(path)
+            thread.start()
+            _checkpointers[key] = thread
+    connection.connection.execute("PRAGMA wal_autocheckpoint=0")

@@ -117,6 +117,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 20,
         }
     )
+    # Checkpoints (copying the WAL into the database file) from a thread in each process
+    # instead of inside a request's INSERT under the write lock (tokens/db.py).
+    DATABASES["default"]["BACKGROUND_CHECKPOINTS"] = env.bool(
+        "DATABASE_SQLITE_BACKGROUND_CHECKPOINTS", default=True
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,0 +1,158 @@
+"""SQLite checkpoints off the request path (tokens/db.py): each process copies the WAL into the
+database file from its own thread, the requests' connections do not, and the WAL stays bounded."""
+
+import os
+import sqlite3
+import time
+
+import pytest
+
+from tokens import db
+
+
+def _connection(path, *, background: bool):
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    settings_dict = {
+        "ENGINE": "django.db.backends.sqlite3", "NAME": str(path), "TIME_ZONE": None,
+        "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"},
+        "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "AUTOCOMMIT": True, "ATOMIC_REQUESTS": False,
+        "USER": "", "PASSWORD": "", "HOST": "", "PORT": "", "TEST": {}, "BACKGROUND_CHECKPOINTS": background,
+    }  # fmt: skip
+    return DatabaseWrapper(settings_dict, alias="checkpoint-test")
+
+
+def _wal_database(path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")  # as the requests' connections run
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    return conn
+
+
+def _wal_frames(conn: sqlite3.Connection) -> int:
+    """Frames in the WAL now (a PASSIVE checkpoint reports them, and copies what it can)."""
+    return conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+
+
+def _stop_thread_of(path) -> None:
+    thread = db._checkpointers.pop((os.getpid(), str(path)), None)
+    if thread is not None:
+        thread.stop()
+
+
+@pytest.fixture
+def unblocked(django_db_blocker):
+    """Connections to the test's own files (not the test database)."""
+    with django_db_blocker.unblock():
+        yield
+
+
+@pytest.fixture
+def fast_checkpoints(monkeypatch):
+    monkeypatch.setattr(db, "CHECKPOINT_INTERVAL", 0.01)
+    monkeypatch.setattr(db, "RESTART_FRAMES", 50)
+
+
+def test_a_sqlite_file_connection_leaves_checkpoints_to_one_thread_per_process(tmp_path, unblocked):
+    path = tmp_path / "db.sqlite3"
+    first, second = _connection(path, background=True), _connection(path, background=True)
+    try:
+        first.ensure_connection()
+        second.ensure_connection()
+        thread = db._checkpointers[(os.getpid(), str(path))]
+        assert thread.is_alive() and thread.daemon
+        assert [t.name for t in db._checkpointers.values() if t.path == str(path)] == ["sqlite-checkpoint"]
+        for conn in (first, second):
+            assert conn.connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    finally:
+        first.close()
+        second.close()
+        _stop_thread_of(path)
+    assert not thread.is_alive()
+
+
+def test_without_background_checkpoints_sqlite_checkpoints_as_usual(tmp_path, unblocked):
+    path = tmp_path / "db.sqlite3"
+    conn = _connection(path, background=False)
+    try:
+        conn.ensure_connection()
+        assert conn.connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+        assert (os.getpid(), str(path)) not in db._checkpointers
+    finally:
+        conn.close()
+
+
+def test_in_memory_databases_get_no_thread(unblocked):
+    conn = _connection(":memory:", background=True)
+    try:
+        conn.ensure_connection()
+        assert (os.getpid(), ":memory:") not in db._checkpointers
+    finally:
+        conn.close()
+
+
+def test_a_round_copies_the_wal_and_restarts_it_once_it_is_long(tmp_path, monkeypatch):
+    monkeypatch.setattr(db, "RESTART_FRAMES", 50)
+    path = str(tmp_path / "db.sqlite3")
+    writer = _wal_database(path)
+    checkpointer = sqlite3.connect(path, isolation_level=None)
+    lock = db._FileLock(f"{path}.write-lock")
+    try:
+        for _ in range(10):  # ~3 frames each
+            writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
+        assert db.checkpoint_once(checkpointer, lock) < 50  # copied, not restarted
+        for _ in range(100):
+            writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
+        before = _wal_frames(writer)
+        assert db.checkpoint_once(checkpointer, lock) >= 50  # long: restarted
+        writer.execute("INSERT INTO t (v) VALUES ('after')")
+        assert _wal_frames(writer) < 10 < before  # the next commit wrote from the WAL's start
+        assert writer.execute("SELECT count(*) FROM t").fetchone() == (111,)
+    finally:
+        writer.close()
+        checkpointer.close()
+        os.close(lock.fd)
+
+
+def test_the_wal_stays_bounded_while_writers_leave_checkpoints_to_the_thread(tmp_path, fast_checkpoints):
+    path = tmp_path / "db.sqlite3"
+    writer = _wal_database(str(path))
+    thread = db._Checkpointer(str(path))
+    thread.start()
+    try:
+        longest = 0
+        for n in range(600):  # ~3 frames each: 1,800 frames in all, 36 times the restart length
+            writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
+            if n % 50 == 49:
+                time.sleep(0.05)  # a few of the thread's rounds
+                longest = max(longest, _wal_frames(writer))
+        assert longest < 400
+        assert writer.execute("SELECT count(*) FROM t").fetchone() == (600,)
+    finally:
+        thread.stop()
+        writer.close()
+    assert not thread.is_alive()
+
+
+def test_the_thread_never_creates_a_missing_file_and_keeps_trying(tmp_path, fast_checkpoints, caplog):
+    path = tmp_path / "not-yet.sqlite3"
+    thread = db._Checkpointer(str(path))
+    thread.start()
+    try:
+        time.sleep(0.1)  # ~10 rounds
+        assert not path.exists()
+        failures = [r for r in caplog.records if "background checkpoint" in r.getMessage()]
+        assert len(failures) == 1  # logged once per outage, not once a round
+        writer = _wal_database(str(path))  # the file appears (migrate): the thread takes it up
+        for _ in range(200):
+            writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
+        deadline = time.monotonic() + 5
+        while _wal_frames(writer) >= 50 and time.monotonic() < deadline:
+            writer.execute("INSERT INTO t (v) VALUES ('tick')")
+            time.sleep(0.02)
+        assert _wal_frames(writer) < 50
+        writer.close()
+    finally:
+        thread.stop()
+    assert not thread.is_alive()
