@@ -116,18 +116,21 @@ def validate_lifetime(value: int) -> None:
         raise ValidationError(f"Must be within {MIN_LIFETIME}..{high} seconds (got {value}).", code="range")
 
 
+# Computed once: an enum's `.values` builds a new list on every use (~6 us a request).
+_ROLES = tuple(IssuedToken.Role.values)
+_SERVICES = tuple(IssuedToken.Service.values)
+
+
 def validate_role(value: str) -> None:
     """RTC role: publisher or subscriber."""
-    if value not in IssuedToken.Role.values:
-        raise ValidationError(f"Must be one of {', '.join(IssuedToken.Role.values)}.", code="invalid_choice")
+    if value not in _ROLES:
+        raise ValidationError(f"Must be one of {', '.join(_ROLES)}.", code="invalid_choice")
 
 
 def validate_service(value: str) -> None:
     """Token service: rtc, rtm or rtc+rtm."""
-    if value not in IssuedToken.Service.values:
-        raise ValidationError(
-            f"Must be one of {', '.join(IssuedToken.Service.values)}.", code="invalid_choice"
-        )
+    if value not in _SERVICES:
+        raise ValidationError(f"Must be one of {', '.join(_SERVICES)}.", code="invalid_choice")
 
 
 def validate_version(value: str) -> None:
