@@ -477,6 +477,16 @@ def wrk(
     return result
 
 
+def flush_disk(reason: str) -> None:
+    """Write dirty pages back before measuring, so that a figure does not pay for another
+    phase's writes: right after the SQLite lane's 1,000,000-row seed, PostgreSQL's commit
+    fsyncs queued behind hundreds of MB of writeback and its lane ran at a third of its speed
+    (bench/RESULTS.md, "Oddities seen")."""
+    started = time.monotonic()
+    os.sync()
+    log(f"disk flushed ({reason}) in {time.monotonic() - started:.1f} s")
+
+
 def settle(lane: Lane) -> int:
     """The audit row count once the server has finished what it was sent."""
     last, stable_since = lane.count_audit_rows(), time.monotonic()
@@ -648,6 +658,7 @@ class Bench:
         env = app_env(lane, cfg, self.secrets)
         log(f"{lane.name}: migrate, {cfg.users} users with API tokens")
         lanetool(env, "setup", str(lane.workdir), str(cfg.users))
+        flush_disk(f"{lane.name} set up")
         bodies = {k: [ENDPOINTS[k].path, ENDPOINTS[k].body] for k in cfg.endpoints if ENDPOINTS[k].audited}
         log(f"{lane.name}: SQL statements and cache round trips per warm request")
         if bodies:
@@ -664,6 +675,7 @@ class Bench:
             log(f"{lane.name}: seeding {cfg.seed_rows:,} audit rows")
             self.seeding[lane.name] = lanetool(env, "seed", str(cfg.seed_rows))
             log(f"{lane.name}: seeded in {self.seeding[lane.name]['seconds']} s")
+            flush_disk(f"{lane.name} seeded")
             with self.serve(lane, [first], env) as ports:
                 self.measure(lane, ports, cfg.seeded_plan(), "seeded")
 
@@ -693,6 +705,10 @@ class Bench:
                 finally:
                     if lane.name == "postgres" and not os.environ.get("BENCH_KEEP"):
                         drop_postgres(cfg)
+                    if lane.sqlite_path is not None and not os.environ.get("BENCH_KEEP"):
+                        for suffix in ("", "-wal", "-shm"):  # unwritten pages of a deleted file are dropped
+                            Path(f"{lane.sqlite_path}{suffix}").unlink(missing_ok=True)
+                    flush_disk(f"{lane.name} done")
         finally:
             if self.tutorial:
                 self.tutorial.stop()

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from datetime import UTC
+from urllib.parse import quote
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 
@@ -138,11 +139,12 @@ def placeholder(field: models.Field) -> str:
 # In WAL mode SQLite appends every commit to `<name>-wal`; a checkpoint copies those pages back
 # into the database file and fsyncs both. By default the connection that commits the 1000th
 # page runs it, inside its INSERT: under the write lock above, so every worker's writers wait
-# for the copy and the fsyncs (bench/RESULTS.md: a stall every ~110 token requests, and most
-# of the p99). Instead each process that opens the SQLite file runs one daemon thread that
-# copies the WAL every CHECKPOINT_INTERVAL without the write lock (PASSIVE: writers go on;
-# sqlite3 releases the GIL meanwhile), and only when the WAL has grown to RESTART_FRAMES takes
-# the write lock for the short rest and the restart of the WAL, which bounds its size.
+# for the copy and the fsyncs (bench/RESULTS.md: a stall of every writer each ~110 token
+# requests, ~10% of the throughput). Instead each process that opens the SQLite file runs one
+# daemon thread that copies the WAL every CHECKPOINT_INTERVAL without the write lock
+# (PASSIVE: writers go on; sqlite3 releases the GIL meanwhile), and only when the WAL has
+# grown to RESTART_FRAMES takes the write lock for the short rest and the restart of the WAL,
+# which bounds its size.
 # The requests' own connections then leave checkpoints to it (wal_autocheckpoint=0).
 # DATABASE_SQLITE_BACKGROUND_CHECKPOINTS=false restores SQLite's own behaviour.
 
@@ -177,9 +179,8 @@ class _Checkpointer(threading.Thread):
             try:
                 if conn is None:
                     # mode=rw: never create a database file that is missing (moved, not migrated).
-                    conn = sqlite3.connect(
-                        f"file:{self.path}?mode=rw", uri=True, isolation_level=None, check_same_thread=False
-                    )
+                    uri = f"file:{quote(self.path)}?mode=rw"
+                    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
                     conn.execute(f"PRAGMA busy_timeout={RESTART_BUSY_TIMEOUT_MS}")
                 checkpoint_once(conn, lock)
                 failing = False
