@@ -478,10 +478,9 @@ def wrk(
 
 
 def flush_disk(reason: str) -> None:
-    """Write dirty pages back before measuring, so that a figure does not pay for another
-    phase's writes: right after the SQLite lane's 1,000,000-row seed, PostgreSQL's commit
-    fsyncs queued behind hundreds of MB of writeback and its lane ran at a third of its speed
-    (bench/RESULTS.md, "Oddities seen")."""
+    """Write dirty pages back before measuring, so that a figure cannot pay for another
+    phase's writes (a suspect, not the proven cause, of a slow PostgreSQL phase right after
+    the SQLite lane's seed: bench/RESULTS.md, "Oddities seen"). The log shows how long it took."""
     started = time.monotonic()
     os.sync()
     log(f"disk flushed ({reason}) in {time.monotonic() - started:.1f} s")
