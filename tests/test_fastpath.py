@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from tests.conftest import APP_CERTIFICATE
+from tests.databases import sqlite_connection
 from tokens import agora
 from tokens.fastpath import FastInput, _FallbackError
 from tokens.models import IssuedToken
@@ -204,17 +205,6 @@ def test_fast_input_agrees_with_the_serializer(serializer_class, data):
         assert fast is None
 
 
-def _sqlite_file_connection(path):
-    from django.db.backends.sqlite3.base import DatabaseWrapper
-
-    settings_dict = {
-        "ENGINE": "django.db.backends.sqlite3", "NAME": str(path), "OPTIONS": {}, "TIME_ZONE": None,
-        "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "AUTOCOMMIT": True, "ATOMIC_REQUESTS": False,
-        "USER": "", "PASSWORD": "", "HOST": "", "PORT": "", "TEST": {},
-    }  # fmt: skip
-    return DatabaseWrapper(settings_dict, alias="write-lock-test")
-
-
 def test_sqlite_writers_take_turns_on_a_file_lock(tmp_path):
     """Audit INSERTs into a SQLite file queue on `<name>.write-lock` (tokens/db.py): while one
     writer holds it, another cannot take it; reads and in-memory databases do not use it."""
@@ -223,7 +213,7 @@ def test_sqlite_writers_take_turns_on_a_file_lock(tmp_path):
 
     from tokens.db import _write_lock
 
-    conn = _sqlite_file_connection(tmp_path / "db.sqlite3")
+    conn = sqlite_connection(tmp_path / "db.sqlite3", alias="write-lock-test")
     lock_path = tmp_path / "db.sqlite3.write-lock"
 
     def lock_is_free() -> bool:
@@ -246,5 +236,5 @@ def test_sqlite_writers_take_turns_on_a_file_lock(tmp_path):
     assert lock_is_free()
 
     before = set(Path.cwd().iterdir())
-    with _write_lock(_sqlite_file_connection(":memory:"), True):
+    with _write_lock(sqlite_connection(":memory:", alias="write-lock-test"), True):
         assert set(Path.cwd().iterdir()) == before

@@ -7,19 +7,17 @@ import time
 
 import pytest
 
+from tests.databases import sqlite_connection
 from tokens import db
 
 
 def _connection(path, *, background: bool):
-    from django.db.backends.sqlite3.base import DatabaseWrapper
-
-    settings_dict = {
-        "ENGINE": "django.db.backends.sqlite3", "NAME": str(path), "TIME_ZONE": None,
-        "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"},
-        "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "AUTOCOMMIT": True, "ATOMIC_REQUESTS": False,
-        "USER": "", "PASSWORD": "", "HOST": "", "PORT": "", "TEST": {}, "BACKGROUND_CHECKPOINTS": background,
-    }  # fmt: skip
-    return DatabaseWrapper(settings_dict, alias="checkpoint-test")
+    return sqlite_connection(
+        path,
+        alias="checkpoint-test",
+        options={"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"},
+        BACKGROUND_CHECKPOINTS=background,
+    )
 
 
 def _wal_database(path) -> sqlite3.Connection:
@@ -97,7 +95,7 @@ def test_a_round_copies_the_wal_and_restarts_it_once_it_is_long(tmp_path, monkey
     path = str(tmp_path / "db.sqlite3")
     writer = _wal_database(path)
     checkpointer = sqlite3.connect(path, isolation_level=None)
-    lock = db._FileLock(f"{path}.write-lock")
+    lock = db._FileLock(path)
     try:
         for _ in range(10):  # ~3 frames each
             writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
@@ -112,7 +110,7 @@ def test_a_round_copies_the_wal_and_restarts_it_once_it_is_long(tmp_path, monkey
     finally:
         writer.close()
         checkpointer.close()
-        os.close(lock.fd)
+        lock.close()
 
 
 def test_the_wal_stays_bounded_while_writers_leave_checkpoints_to_the_thread(tmp_path, fast_checkpoints):

@@ -68,16 +68,25 @@ def fetch_one(sql: str, native_sql: str, params: Sequence, *, write: bool = Fals
 
 
 class _FileLock:
-    """An exclusive flock() on one file, held for a `with` block."""
+    """The exclusive flock() on a SQLite file's writer-lock file (`<name>.write-lock`), held for
+    a `with` block. Each instance has its own descriptor, so two of them exclude each other even
+    within one process."""
 
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    def __init__(self, database_path: str) -> None:
+        self.fd = os.open(f"{database_path}.write-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def __enter__(self) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
     def __exit__(self, *exc_info) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _is_sqlite_file(conn) -> bool:
+    return conn.vendor == "sqlite" and not conn.is_in_memory_db()
 
 
 _NO_LOCK = nullcontext()
@@ -96,13 +105,13 @@ def _write_lock(conn, write: bool):
     database (`<name>.write-lock`), not the database file: flock and SQLite's own fcntl locks
     must not share a file descriptor.
     """
-    if not write or conn.vendor != "sqlite" or conn.is_in_memory_db():
+    if not write or not _is_sqlite_file(conn):
         return _NO_LOCK
     # One descriptor per process: a descriptor inherited over fork() would share its lock.
     key = (os.getpid(), str(conn.settings_dict["NAME"]))
     lock = _file_locks.get(key)
     if lock is None:
-        lock = _file_locks[key] = _FileLock(f"{key[1]}.write-lock")
+        lock = _file_locks[key] = _FileLock(key[1])
     return lock
 
 
@@ -173,7 +182,7 @@ class _Checkpointer(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        lock = _FileLock(f"{self.path}.write-lock")  # its own descriptor: excludes this process's writers too
+        lock = _FileLock(self.path)  # its own descriptor: excludes this process's writers too
         conn, failing = None, False
         while not self.stopping.wait(CHECKPOINT_INTERVAL):
             try:
@@ -195,7 +204,7 @@ class _Checkpointer(threading.Thread):
                     conn = None
         if conn is not None:
             conn.close()
-        os.close(lock.fd)
+        lock.close()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -215,9 +224,7 @@ def _stop_checkpointers() -> None:
 def use_background_checkpoints(sender, connection, **kwargs) -> None:
     """connection_created: a new connection to a SQLite file leaves checkpoints to this
     process's checkpointer thread, started here on first need."""
-    if connection.vendor != "sqlite" or connection.is_in_memory_db():
-        return
-    if not connection.settings_dict.get("BACKGROUND_CHECKPOINTS"):
+    if not _is_sqlite_file(connection) or not connection.settings_dict.get("BACKGROUND_CHECKPOINTS"):
         return
     path = str(connection.settings_dict["NAME"])
     key = (os.getpid(), path)  # a forked worker starts its own
