@@ -280,10 +280,15 @@ class Lane:
             return db.execute("SELECT count(*) FROM tokens_issuedtoken").fetchone()[0]
 
 
-def sqlite_lane(workdir: Path) -> Lane:
-    path = workdir / "db.sqlite3"
+def remove_sqlite_files(path: Path) -> None:
+    """A SQLite database, its WAL and its shared-memory index."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def sqlite_lane(workdir: Path) -> Lane:
+    path = workdir / "db.sqlite3"
+    remove_sqlite_files(path)
     # The embedded default: SQLite and the local-memory cache (per process).
     lane = Lane("sqlite", f"sqlite:///{path}", "locmemcache://tokenserver", workdir, sqlite_path=path)
     lane.versions["sqlite"] = sqlite3.sqlite_version
@@ -705,8 +710,7 @@ class Bench:
                     if lane.name == "postgres" and not os.environ.get("BENCH_KEEP"):
                         drop_postgres(cfg)
                     if lane.sqlite_path is not None and not os.environ.get("BENCH_KEEP"):
-                        for suffix in ("", "-wal", "-shm"):  # unwritten pages of a deleted file are dropped
-                            Path(f"{lane.sqlite_path}{suffix}").unlink(missing_ok=True)
+                        remove_sqlite_files(lane.sqlite_path)  # its unwritten pages are dropped
                     flush_disk(f"{lane.name} done")
         finally:
             if self.tutorial:
