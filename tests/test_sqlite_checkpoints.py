@@ -1,6 +1,7 @@
 """SQLite checkpoints off the request path (tokens/db.py): each process copies the WAL into the
 database file from its own thread, the requests' connections do not, and the WAL stays bounded."""
 
+import fcntl
 import os
 import sqlite3
 import time
@@ -108,6 +109,45 @@ def test_a_round_copies_the_wal_and_restarts_it_once_it_is_long(tmp_path, monkey
         assert _wal_frames(writer) < 10 < before  # the next commit wrote from the WAL's start
         assert writer.execute("SELECT count(*) FROM t").fetchone() == (111,)
     finally:
+        writer.close()
+        checkpointer.close()
+        lock.close()
+
+
+def test_a_restart_syncs_the_copied_pages_before_it_takes_the_write_lock(tmp_path, monkeypatch):
+    # SQLite would fsync them inside the RESTART, while every writer waits on the lock.
+    monkeypatch.setattr(db, "RESTART_FRAMES", 50)
+    path = str(tmp_path / "db.sqlite3")
+    writer = _wal_database(path)
+    checkpointer = sqlite3.connect(path, isolation_level=None)
+    lock = db._FileLock(path)
+    probe = os.open(f"{path}.write-lock", os.O_RDWR)
+    synced = []
+    real_fdatasync = os.fdatasync
+
+    def fdatasync(fd):
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while the lock is held
+            fcntl.flock(probe, fcntl.LOCK_UN)
+        except BlockingIOError:
+            pytest.fail("fdatasync under the write lock")
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    try:
+        for _ in range(10):
+            writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
+        db.checkpoint_once(checkpointer, lock)
+        assert synced == []  # a short WAL: copied only, SQLite syncs as it sees fit
+        for _ in range(100):
+            writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
+        assert db.checkpoint_once(checkpointer, lock) >= 50
+        assert synced == ["db.sqlite3-wal", "db.sqlite3"]
+        writer.execute("INSERT INTO t (v) VALUES ('after')")
+        assert _wal_frames(writer) < 10  # and the WAL was restarted all the same
+    finally:
+        os.close(probe)
         writer.close()
         checkpointer.close()
         lock.close()

@@ -73,6 +73,7 @@ class _FileLock:
     within one process."""
 
     def __init__(self, database_path: str) -> None:
+        self.database_path = database_path
         self.fd = os.open(f"{database_path}.write-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def __enter__(self) -> None:
@@ -152,8 +153,8 @@ def placeholder(field: models.Field) -> str:
 # requests, ~10% of the throughput). Instead each process that opens the SQLite file runs one
 # daemon thread that copies the WAL every CHECKPOINT_INTERVAL without the write lock
 # (PASSIVE: writers go on; sqlite3 releases the GIL meanwhile), and only when the WAL has
-# grown to RESTART_FRAMES takes the write lock for the short rest and the restart of the WAL,
-# which bounds its size.
+# grown to RESTART_FRAMES syncs what the rounds copied, then takes the write lock for the short
+# rest and the restart of the WAL, which bounds its size.
 # The requests' own connections then leave checkpoints to it (wal_autocheckpoint=0).
 # DATABASE_SQLITE_BACKGROUND_CHECKPOINTS=false restores SQLite's own behaviour.
 
@@ -164,10 +165,30 @@ _checkpointers: dict[tuple[int, str], _Checkpointer] = {}
 _checkpointers_lock = threading.Lock()
 
 
+def _flush(path: str) -> None:
+    """fdatasync() the file at `path` (its dirty pages, whoever wrote them); none if missing."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
 def checkpoint_once(conn: sqlite3.Connection, lock: _FileLock) -> int:
     """One round of the checkpointer; returns the WAL's length in frames before it."""
     _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     if frames >= RESTART_FRAMES:
+        # While writers keep appending, a PASSIVE round never quite catches up with them, and
+        # SQLite fsyncs the database file only after a checkpoint that did: so the pages the
+        # rounds copied pile up unsynced, and the RESTART below, which catches up, would fsync
+        # all of them while every writer waits on the lock (10-17 ms at each restart under
+        # load, bench/RESULTS.md). Flushed here first, the RESTART's own syncs cover only what
+        # came in meanwhile. An extra fsync changes nothing SQLite relies on.
+        _flush(f"{lock.database_path}-wal")
+        _flush(lock.database_path)
         with lock:
             conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
     return frames
