@@ -134,7 +134,15 @@ def test_a_restart_syncs_the_copied_pages_before_it_takes_the_write_lock(tmp_pat
         synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
         real_fdatasync(fd)
 
+    opened = []
+    real_open = os.open
+
+    def open_(name, *args, **kwargs):
+        opened.append(os.path.basename(name))
+        return real_open(name, *args, **kwargs)
+
     monkeypatch.setattr(os, "fdatasync", fdatasync)
+    monkeypatch.setattr(os, "open", open_)
     try:
         for _ in range(10):
             writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
@@ -144,6 +152,9 @@ def test_a_restart_syncs_the_copied_pages_before_it_takes_the_write_lock(tmp_pat
             writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
         assert db.checkpoint_once(checkpointer, lock) >= 50
         assert synced == ["db.sqlite3-wal", "db.sqlite3"]
+        # ... through SQLite's own descriptors: closing one of its own would drop every POSIX
+        # lock this process holds on the file, SQLite's included (a corrupted database).
+        assert not {"db.sqlite3", "db.sqlite3-wal"} & set(opened)
         writer.execute("INSERT INTO t (v) VALUES ('after')")
         assert _wal_frames(writer) < 10  # and the WAL was restarted all the same
     finally:

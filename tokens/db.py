@@ -19,7 +19,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from datetime import UTC
 from urllib.parse import quote
 
@@ -165,16 +165,30 @@ _checkpointers: dict[tuple[int, str], _Checkpointer] = {}
 _checkpointers_lock = threading.Lock()
 
 
-def _flush(path: str) -> None:
-    """fdatasync() the file at `path` (its dirty pages, whoever wrote them); none if missing."""
+def _sync_open_files(*paths: str) -> None:
+    """fdatasync() each file in `paths` through a descriptor this process already has open on it
+    (SQLite's own: /proc/self/fd), in that order; files with none, or without /proc, are left.
+
+    Never through a descriptor opened here: closing any descriptor of a file drops every POSIX
+    lock the process holds on it, SQLite's included, and that corrupts the database (seen:
+    "file is not a database" under load). An fsync of whatever a reused descriptor number
+    points at by then is harmless."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
+        numbers = os.listdir("/proc/self/fd")
+    except OSError:
         return
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
+    wanted = {os.path.realpath(path): None for path in paths}
+    for number in numbers:
+        try:
+            target = os.readlink(f"/proc/self/fd/{number}")
+        except OSError:
+            continue
+        if target in wanted and wanted[target] is None:
+            wanted[target] = int(number)
+    for fd in wanted.values():
+        if fd is not None:
+            with suppress(OSError):
+                os.fdatasync(fd)
 
 
 def checkpoint_once(conn: sqlite3.Connection, lock: _FileLock) -> int:
@@ -187,8 +201,7 @@ def checkpoint_once(conn: sqlite3.Connection, lock: _FileLock) -> int:
         # all of them while every writer waits on the lock (10-17 ms at each restart under
         # load, bench/RESULTS.md). Flushed here first, the RESTART's own syncs cover only what
         # came in meanwhile. An extra fsync changes nothing SQLite relies on.
-        _flush(f"{lock.database_path}-wal")
-        _flush(lock.database_path)
+        _sync_open_files(f"{lock.database_path}-wal", lock.database_path)
         with lock:
             conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
     return frames
