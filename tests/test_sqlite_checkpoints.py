@@ -34,6 +34,11 @@ def _wal_frames(conn: sqlite3.Connection) -> int:
     return conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
 
 
+def _add_rows(writer: sqlite3.Connection, count: int) -> None:
+    for _ in range(count):  # ~3 frames each
+        writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
+
+
 def _stop_thread_of(path) -> None:
     thread = db._checkpointers.pop((os.getpid(), str(path)), None)
     if thread is not None:
@@ -51,6 +56,23 @@ def unblocked(django_db_blocker):
 def fast_checkpoints(monkeypatch):
     monkeypatch.setattr(db, "CHECKPOINT_INTERVAL", 0.01)
     monkeypatch.setattr(db, "RESTART_FRAMES", 50)
+
+
+@pytest.fixture
+def one_round(tmp_path, monkeypatch):
+    """A WAL database with a writer that leaves checkpoints alone, and what checkpoint_once
+    takes: a connection of its own and the file's write lock (restarts from 50 frames)."""
+    monkeypatch.setattr(db, "RESTART_FRAMES", 50)
+    path = str(tmp_path / "db.sqlite3")
+    writer = _wal_database(path)
+    checkpointer = sqlite3.connect(path, isolation_level=None)
+    lock = db._FileLock(path)
+    try:
+        yield path, writer, checkpointer, lock
+    finally:
+        writer.close()
+        checkpointer.close()
+        lock.close()
 
 
 def test_a_sqlite_file_connection_leaves_checkpoints_to_one_thread_per_process(tmp_path, unblocked):
@@ -91,36 +113,21 @@ def test_in_memory_databases_get_no_thread(unblocked):
         conn.close()
 
 
-def test_a_round_copies_the_wal_and_restarts_it_once_it_is_long(tmp_path, monkeypatch):
-    monkeypatch.setattr(db, "RESTART_FRAMES", 50)
-    path = str(tmp_path / "db.sqlite3")
-    writer = _wal_database(path)
-    checkpointer = sqlite3.connect(path, isolation_level=None)
-    lock = db._FileLock(path)
-    try:
-        for _ in range(10):  # ~3 frames each
-            writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
-        assert db.checkpoint_once(checkpointer, lock) < 50  # copied, not restarted
-        for _ in range(100):
-            writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
-        before = _wal_frames(writer)
-        assert db.checkpoint_once(checkpointer, lock) >= 50  # long: restarted
-        writer.execute("INSERT INTO t (v) VALUES ('after')")
-        assert _wal_frames(writer) < 10 < before  # the next commit wrote from the WAL's start
-        assert writer.execute("SELECT count(*) FROM t").fetchone() == (111,)
-    finally:
-        writer.close()
-        checkpointer.close()
-        lock.close()
+def test_a_round_copies_the_wal_and_restarts_it_once_it_is_long(one_round):
+    _, writer, checkpointer, lock = one_round
+    _add_rows(writer, 10)
+    assert db.checkpoint_once(checkpointer, lock) < 50  # copied, not restarted
+    _add_rows(writer, 100)
+    before = _wal_frames(writer)
+    assert db.checkpoint_once(checkpointer, lock) >= 50  # long: restarted
+    writer.execute("INSERT INTO t (v) VALUES ('after')")
+    assert _wal_frames(writer) < 10 < before  # the next commit wrote from the WAL's start
+    assert writer.execute("SELECT count(*) FROM t").fetchone() == (111,)
 
 
-def test_a_restart_syncs_the_copied_pages_before_it_takes_the_write_lock(tmp_path, monkeypatch):
+def test_a_restart_syncs_the_copied_pages_before_it_takes_the_write_lock(one_round, monkeypatch):
     # SQLite would fsync them inside the RESTART, while every writer waits on the lock.
-    monkeypatch.setattr(db, "RESTART_FRAMES", 50)
-    path = str(tmp_path / "db.sqlite3")
-    writer = _wal_database(path)
-    checkpointer = sqlite3.connect(path, isolation_level=None)
-    lock = db._FileLock(path)
+    path, writer, checkpointer, lock = one_round
     probe = os.open(f"{path}.write-lock", os.O_RDWR)
     synced = []
     real_fdatasync = os.fdatasync
@@ -144,12 +151,10 @@ def test_a_restart_syncs_the_copied_pages_before_it_takes_the_write_lock(tmp_pat
     monkeypatch.setattr(os, "fdatasync", fdatasync)
     monkeypatch.setattr(os, "open", open_)
     try:
-        for _ in range(10):
-            writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
+        _add_rows(writer, 10)
         db.checkpoint_once(checkpointer, lock)
         assert synced == []  # a short WAL: copied only, SQLite syncs as it sees fit
-        for _ in range(100):
-            writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
+        _add_rows(writer, 100)
         assert db.checkpoint_once(checkpointer, lock) >= 50
         assert synced == ["db.sqlite3-wal", "db.sqlite3"]
         # ... through SQLite's own descriptors: closing one of its own would drop every POSIX
@@ -159,9 +164,6 @@ def test_a_restart_syncs_the_copied_pages_before_it_takes_the_write_lock(tmp_pat
         assert _wal_frames(writer) < 10  # and the WAL was restarted all the same
     finally:
         os.close(probe)
-        writer.close()
-        checkpointer.close()
-        lock.close()
 
 
 def test_the_wal_stays_bounded_while_writers_leave_checkpoints_to_the_thread(tmp_path, fast_checkpoints):
@@ -194,8 +196,7 @@ def test_the_thread_never_creates_a_missing_file_and_keeps_trying(tmp_path, fast
         failures = [r for r in caplog.records if "background checkpoint" in r.getMessage()]
         assert len(failures) == 1  # logged once per outage, not once a round
         writer = _wal_database(str(path))  # the file appears (migrate): the thread takes it up
-        for _ in range(200):
-            writer.execute("INSERT INTO t (v) VALUES (?)", ("x" * 3000,))
+        _add_rows(writer, 200)
         deadline = time.monotonic() + 5
         while _wal_frames(writer) >= 50 and time.monotonic() < deadline:
             writer.execute("INSERT INTO t (v) VALUES ('tick')")
