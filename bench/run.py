@@ -26,7 +26,9 @@ import statistics
 import subprocess
 import sys
 import time
+import typing
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +83,10 @@ DEFAULT_ENDPOINTS = "rtctoken,rtc,rtm"
 # Targets from the issue: lane -> (min ratio project/tutorial, max p99 ms).
 TARGETS = {"sqlite": (0.5, 50.0), "postgres": (0.3, 80.0)}
 SEEDED_TOLERANCE = 0.10  # with 1,000,000 audit rows: within 10% of the empty-table figure
+# The seeded figures' comparison: a copy of the lane as set up (same users and API tokens, no
+# audit rows), served beside the seeded lane and loaded in the same rounds, so that the size
+# of the audit table is all that differs between two figures measured side by side.
+TWIN_TABLE = "twin"
 WARM_MAX_SQL, WARM_MAX_CACHE = 2, 1
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tokenbench"
@@ -269,6 +275,11 @@ class Lane:
     workdir: Path
     sqlite_path: Path | None = None
     versions: dict = field(default_factory=dict)
+    twin: bool = False  # the seeded phase's empty twin of the lane of the same name
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-twin" if self.twin else self.name
 
     def count_audit_rows(self) -> int:
         if self.sqlite_path is not None:
@@ -331,6 +342,55 @@ def postgres_lane(cfg: Config, workdir: Path, explicit: bool) -> Lane | None:
     lane = Lane("postgres", cfg.database_url, cfg.cache_url, workdir)
     lane.versions.update(postgresql=version, redis=redis_version)
     return lane
+
+
+def _with_path(url: str, path: str) -> str:
+    return urllib.parse.urlsplit(url)._replace(path=path).geturl()
+
+
+def twin_lane(lane: Lane) -> Lane:
+    """The lane's empty twin: a copy of its database as set up (users, API tokens, no audit
+    rows yet), with a cache of its own. For PostgreSQL a database `<name>_twin` made from the
+    lane's as a template, and the next Redis database number."""
+    if lane.sqlite_path is not None:
+        path = lane.workdir / "twin.sqlite3"
+        remove_sqlite_files(path)
+        with (
+            contextlib.closing(sqlite3.connect(lane.sqlite_path)) as source,
+            contextlib.closing(sqlite3.connect(path)) as copy,
+        ):
+            source.backup(copy)
+        url = f"sqlite:///{path}"
+        return Lane(lane.name, url, lane.cache_url, lane.workdir, sqlite_path=path, twin=True)
+    import psycopg
+    import redis
+    from psycopg import sql
+
+    name, admin = _database_name_and_admin(lane.database_url)
+    twin_name = f"{name}_twin"
+    with psycopg.connect(admin, autocommit=True) as db:
+        db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(twin_name)))
+        db.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(twin_name), sql.Identifier(name))
+        )
+    number = urllib.parse.urlsplit(lane.cache_url).path.strip("/") or "0"
+    cache_url = _with_path(lane.cache_url, f"/{(int(number) + 1) % 16}")
+    redis.Redis.from_url(cache_url, socket_connect_timeout=3).flushdb()
+    return Lane(lane.name, _with_path(lane.database_url, f"/{twin_name}"), cache_url, lane.workdir, twin=True)
+
+
+def drop_twin(twin: Lane) -> None:
+    if twin.sqlite_path is not None:
+        remove_sqlite_files(twin.sqlite_path)
+        return
+    import psycopg
+    import redis
+    from psycopg import sql
+
+    name, admin = _database_name_and_admin(twin.database_url)
+    with psycopg.connect(admin, autocommit=True) as db:
+        db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    redis.Redis.from_url(twin.cache_url).flushdb()
 
 
 def drop_postgres(cfg: Config) -> None:
@@ -436,7 +496,7 @@ class Round:
     endpoint: str
     users: str
     connections: int
-    table: str  # empty | seeded
+    table: str  # empty | seeded | twin (the seeded lane's empty twin)
     rps: float
     p50_ms: float
     p99_ms: float
@@ -505,6 +565,16 @@ def settle(lane: Lane) -> int:
     return last
 
 
+class Side(typing.NamedTuple):
+    """A project server loaded in a measured round: its lane, spec, port, and the audit table
+    it stands for (empty, seeded, or the seeded lane's empty twin)."""
+
+    lane: Lane
+    server: str
+    port: int
+    table: str
+
+
 class Bench:
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -547,13 +617,13 @@ class Bench:
             done.audit_expected = done.ok if endpoint.audited else 0
             if done.audit_delta != done.audit_expected:
                 self.mismatches.append(
-                    f"{lane.name} {server} {key} {users} c={connections} {table}: {done.ok} 2xx answers "
+                    f"{lane.label} {server} {key} {users} c={connections} {table}: {done.ok} 2xx answers "
                     f"{'' if endpoint.audited else '(none of which writes a row) '}"
                     f"but {done.audit_delta} audit rows ({done.sent} requests sent, {done.answered} answered"
                     f"{'; BENCH_DRAIN too short?' if done.sent != done.answered else ''})"
                 )
         log(
-            f"{lane.name:8} {server:18} {key:8} users={users:4} c={connections:<3} {table:6} "
+            f"{lane.label:13} {server:18} {key:8} users={users:4} c={connections:<3} {table:6} "
             f"{done.rps:8.0f} req/s p50 {done.p50_ms:6.1f} ms p99 {done.p99_ms:7.1f} ms "
             f"non-2xx {done.non2xx} socket errors {done.socket_errors}"
             + (f" {done.socket_detail}" if done.socket_detail else "")
@@ -561,21 +631,24 @@ class Bench:
         )
         return done
 
-    def measure(self, lane: Lane, ports: dict[str, int], items, table: str) -> None:
-        """Rounds for each item, each round loading every server in `ports` and the tutorial's
-        one after the other (the order reversed every other round), so that servers compared
-        run side by side in time; every project round is paired with that round's tutorial."""
+    def measure(self, sides: list[Side], items) -> None:
+        """Rounds for each item, each round loading every project side (a server on a lane's
+        database) and the tutorial's server one after the other (the order reversed every
+        other round), so that what is compared runs side by side in time; every project round
+        is paired with that round's tutorial. The sides share their users' API tokens."""
         for key, users, connections in items:
-            tokens = lane.workdir / f"tokens-{users}.txt"
+            tokens = sides[0].lane.workdir / f"tokens-{users}.txt"
             for number in range(self.cfg.rounds):
-                order = [*ports, "tutorial"] if number % 2 == 0 else ["tutorial", *reversed(ports)]
+                loaded = [*sides, Side(sides[0].lane, "tutorial", self.cfg.tutorial_port, sides[0].table)]
+                order = range(len(loaded)) if number % 2 == 0 else range(len(loaded) - 1, -1, -1)
                 done = {}
-                for server in order:
-                    port = self.cfg.tutorial_port if server == "tutorial" else ports[server]
-                    done[server] = self.round(lane, server, port, key, users, connections, table, tokens)
-                for server in ports:
-                    self.rounds.append(done[server])
-                    self.rounds.append(dataclasses.replace(done["tutorial"], server=server))
+                for index in order:
+                    lane, server, port, table = loaded[index]
+                    done[index] = self.round(lane, server, port, key, users, connections, table, tokens)
+                paired = done[len(sides)]  # the tutorial's round
+                for index, side in enumerate(sides):
+                    self.rounds.append(done[index])
+                    self.rounds.append(dataclasses.replace(paired, server=side.server, table=side.table))
 
     def start_tutorial(self) -> None:
         ensure_tutorial()
@@ -599,14 +672,14 @@ class Bench:
         if port_in_use(port):
             raise BenchError(f"port {port} is taken (BENCH_PORT)")
         argv = server_argv(spec, port, self.cfg.workers)
-        log_path = LOGS / f"{lane.name}-{spec.replace(':', '-').replace('@', '-w')}.log"
+        log_path = LOGS / f"{lane.label}-{spec.replace(':', '-').replace('@', '-w')}.log"
         log_path.unlink(missing_ok=True)
         if spec.endswith(METRICS_SUFFIX):  # the workers share their counts through this directory
             metrics_dir = lane.workdir / f"metrics-{port}"
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True)
             env = {**env, "METRICS_ENABLED": "true", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-        log(f"{lane.name}: starting {spec} on port {port}: {describe_server(spec, self.cfg, port)}")
+        log(f"{lane.label}: starting {spec} on port {port}: {describe_server(spec, self.cfg, port)}")
         process = Process(spec, argv, env, ROOT, log_path)
         wait_for(f"http://127.0.0.1:{port}/healthz", process)
         return process
@@ -639,15 +712,15 @@ class Bench:
             count = text.count(needle)
             if count:
                 notes.append(f"{count} x {needle!r}")
-        self.server_notes[f"{lane.name} {process.name}"] = notes
+        self.server_notes[f"{lane.label} {process.name}"] = notes
 
     @contextlib.contextmanager
-    def serve(self, lane: Lane, specs: list[str], env: dict):
+    def serve(self, lane: Lane, specs: list[str], env: dict, first_port: int | None = None):
         """Start the servers (one port each), warm them, yield their ports; stop them after."""
         processes, ports = [], {}
         try:
             for number, spec in enumerate(specs):
-                ports[spec] = self.cfg.port + number
+                ports[spec] = (first_port or self.cfg.port) + number
                 processes.append(self.start_project(lane, spec, ports[spec], env))
             for port in ports.values():
                 self.warm_up(lane, port)
@@ -667,21 +740,45 @@ class Bench:
         log(f"{lane.name}: SQL statements and cache round trips per warm request")
         if bodies:
             self.probes[lane.name] = lanetool(env, "probe", str(cfg.probe_requests), json.dumps(bodies))
-        first = cfg.servers[0]
-        # Every server runs all the time (an idle one costs nothing); the main figures load
-        # them in turn, the rest of the plan only the first one (what `make serve` runs).
-        main = [(key, "many", cfg.connections) for key in cfg.endpoints]
-        with self.serve(lane, cfg.servers, env) as ports:
-            self.give_identities(ports[first], lane)
-            self.measure(lane, ports, main, "empty")
-            self.measure(lane, {first: ports[first]}, [i for i in cfg.plan() if i not in main], "empty")
+        twin = None
         if cfg.seed_rows > 0:
-            log(f"{lane.name}: seeding {cfg.seed_rows:,} audit rows")
-            self.seeding[lane.name] = lanetool(env, "seed", str(cfg.seed_rows))
-            log(f"{lane.name}: seeded in {self.seeding[lane.name]['seconds']} s")
-            flush_disk(f"{lane.name} seeded")
-            with self.serve(lane, [first], env) as ports:
-                self.measure(lane, ports, cfg.seeded_plan(), "seeded")
+            log(f"{lane.name}: its empty twin, for the seeded figures (a copy of the database as set up)")
+            twin = twin_lane(lane)
+        try:
+            first = cfg.servers[0]
+            # Every server runs all the time (an idle one costs nothing); the main figures load
+            # them in turn, the rest of the plan only the first one (what `make serve` runs).
+            main = [(key, "many", cfg.connections) for key in cfg.endpoints]
+            with self.serve(lane, cfg.servers, env) as ports:
+                self.give_identities(ports[first], lane)
+                sides = [Side(lane, spec, port, "empty") for spec, port in ports.items()]
+                self.measure(sides, main)
+                self.measure(sides[:1], [i for i in cfg.plan() if i not in main])
+            if twin is not None:
+                self.run_seeded(lane, env, twin)
+        finally:
+            if twin is not None and not os.environ.get("BENCH_KEEP"):
+                drop_twin(twin)
+
+    def run_seeded(self, lane: Lane, env: dict, twin: Lane) -> None:
+        """The first server on the seeded lane and, in the same rounds, the same server on the
+        lane's empty twin (same users and API tokens, no audit rows until it is loaded): what
+        the table's size costs is the ratio of two figures measured side by side, not of two
+        phases minutes apart (the tutorial's own speed drifted by more than 10% between them
+        on a shared machine, bench/RESULTS.md)."""
+        cfg, first = self.cfg, self.cfg.servers[0]
+        log(f"{lane.name}: seeding {cfg.seed_rows:,} audit rows")
+        self.seeding[lane.name] = lanetool(env, "seed", str(cfg.seed_rows))
+        log(f"{lane.name}: seeded in {self.seeding[lane.name]['seconds']} s")
+        flush_disk(f"{lane.name} seeded")
+        twin_env = app_env(twin, cfg, self.secrets)
+        with (
+            self.serve(lane, [first], env) as ports,
+            self.serve(twin, [first], twin_env, first_port=cfg.port + len(cfg.servers)) as twin_ports,
+        ):
+            self.give_identities(twin_ports[first], twin)
+            seeded = Side(lane, first, ports[first], "seeded")
+            self.measure([seeded, Side(twin, first, twin_ports[first], TWIN_TABLE)], cfg.seeded_plan())
 
     def run(self) -> int:
         cfg = self.cfg
@@ -846,15 +943,17 @@ class Report:
                     )
                 )
                 seeded = self.find(lane.name, key, table="seeded")
-                if seeded is not None:
-                    change = seeded.ratio / f.ratio - 1
+                twin = self.find(lane.name, key, table=TWIN_TABLE)
+                if seeded is not None and twin is not None:
+                    change = seeded.p("rps") / twin.p("rps") - 1
                     checks.append(
                         (
                             f"{lane.name}: {ENDPOINTS[key].path} with {self.cfg.seed_rows:,} audit rows "
-                            f"within {SEEDED_TOLERANCE:.0%} of the empty table (ratio to the tutorial)",
+                            f"within {SEEDED_TOLERANCE:.0%} of an empty table (the empty twin, side by side)",
                             "MET" if change >= -SEEDED_TOLERANCE else "MISSED",
-                            f"ratio {seeded.ratio:.2f} vs {f.ratio:.2f} ({change:+.0%}); "
-                            f"req/s {seeded.p('rps'):.0f} vs {f.p('rps'):.0f}",
+                            f"req/s {seeded.p('rps'):.0f} vs {twin.p('rps'):.0f} ({change:+.0%}); "
+                            f"ratio to the tutorial {seeded.ratio:.2f} vs {twin.ratio:.2f}; "
+                            f"p99 {seeded.p('p99_ms'):.1f} vs {twin.p('p99_ms'):.1f} ms",
                         )
                     )
             probe = self.bench.probes.get(lane.name)
@@ -964,6 +1063,10 @@ class Report:
         yield "Connections curve (many users)", self.curve_table()
         if cfg.seed_rows > 0:
             yield f"With {cfg.seed_rows:,} audit rows already in the table", self.main_table("seeded")
+            yield (
+                "Beside it, in the same rounds: its empty twin (same users and tokens, empty at first)",
+                self.main_table(TWIN_TABLE),
+            )
         yield "SQL statements and cache operations per warm token request", self.probe_table()
         yield "Audit rows against 2xx answers (per project round; must be equal)", self.audit_table()
         yield "Targets", (["target", "result", "measured"], [list(c) for c in self.checks])
