@@ -101,9 +101,14 @@ def test_throttled_and_policy_refusals_are_answered_alike(key, settings, user):
         client = _client(key)
         answers.append([_answer(client.post(RTC, {"channel": "c", "role": "publisher"}, format="json")),
                         _answer(client.post(RTC, {"channel": "c"}, format="json"))])  # fmt: skip
-    # Retry-After counts down: the two paths ran moments apart.
+    # Retry-After, and the message that repeats it, count down: the two paths ran moments
+    # apart, on either side of a second's boundary now and then.
     waits = [int(answer[1][2].pop("Retry-After")) for answer in answers]
     assert abs(waits[0] - waits[1]) <= 1
+    for answer, wait in zip(answers, waits, strict=True):
+        error = answer[1][1]["error"]
+        assert error["message"] == f"Request was throttled. Expected available in {wait} seconds."
+        error["message"] = "(the wait)"
     assert answers[0] == answers[1]
     assert [a[0] for a in answers[0]] == [403, 429]
 
