@@ -292,8 +292,9 @@ class Lane:
 
 
 def remove_sqlite_files(path: Path) -> None:
-    """A SQLite database, its WAL and its shared-memory index."""
-    for suffix in ("", "-wal", "-shm"):
+    """A SQLite database, its WAL, its shared-memory index and the app's write lock beside it
+    (only ever removed while no server runs)."""
+    for suffix in ("", "-wal", "-shm", ".write-lock"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
