@@ -39,12 +39,10 @@ run: $(VENV)/.runtime-installed .env
 # (DATABASE_CONN_MAX_AGE). HOST=0.0.0.0 for a load balancer on another host. It does not
 # migrate PostgreSQL (run `manage.py migrate` once per release, not from every host); only
 # the embedded SQLite database, which no other host shares, is migrated here so that a fresh
-# clone serves at once. Configuration errors (no Agora credentials, say) are printed but do not
-# stop it: /healthz then answers 503 naming them, so a load balancer keeps traffic away.
+# clone serves at once. Configuration errors stop it, except missing Agora credentials: then it
+# serves and /healthz answers 503 naming them, so a load balancer keeps traffic away.
 serve: $(VENV)/.runtime-installed
-	@$(BIN)/python manage.py check --fail-level ERROR >/dev/null || echo "make serve: serving \
-	anyway; /healthz answers 503 until the errors above are fixed in the environment or .env \
-	('make run' writes a development .env)." >&2
+	@$(BIN)/python manage.py check_serve
 	@if ! $(BIN)/python manage.py migrate --check --skip-checks >/dev/null; then \
 	  if $(BIN)/python manage.py shell -v 0 -c 'from django.db import connection; raise SystemExit(connection.vendor != "sqlite")'; then \
 	    $(BIN)/python manage.py migrate --no-input --skip-checks; \

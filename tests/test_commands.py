@@ -130,3 +130,30 @@ def test_purge_expired_deletes_only_expired_api_tokens_and_spent_login_counters(
     assert "Deleted 1 expired API token(s) and 1 spent login counter(s)." in output
     assert AuthToken.objects.count() == 1
     assert list(LoginAttemptCounter.objects.values_list("key", flat=True)) == ["ip:192.0.2.2"]
+
+
+def _check_serve() -> str:
+    err = io.StringIO()
+    call_command("check_serve", stdout=io.StringIO(), stderr=err)
+    return err.getvalue()
+
+
+def test_check_serve_is_silent_when_the_configuration_is_sound():
+    assert _check_serve() == ""
+
+
+def test_check_serve_lets_a_server_without_agora_credentials_start_and_says_why_it_will_refuse(settings):
+    settings.AGORA_APP_ID = ""
+    settings.AGORA_APP_CERTIFICATE = ""
+    said = _check_serve()
+    assert "tokens.E001" in said and "tokens.E002" in said
+    assert "/healthz answer 503" in said
+
+
+def test_check_serve_stops_a_server_with_any_other_configuration_error(settings):
+    settings.AGORA_APP_ID = ""  # servable on its own, but not beside a misspelt policy
+    settings.AGORA_PUBLISHER_POLICY = "permision"
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 configuration error"):
+        call_command("check_serve", stdout=io.StringIO(), stderr=err)
+    assert "tokens.E007" in err.getvalue() and "tokens.E001" in err.getvalue()
