@@ -200,16 +200,32 @@ class Process:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def _server_pid(self) -> int:
+        """The server's main process: make's child for `make serve` (the recipe execs it)."""
+        pid = self.popen.pid
+        if Path(self.argv[0]).name == "make":
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+        return pid
+
     def stop(self) -> None:
+        """SIGTERM to the server's main process, which stops its workers in order (sent to the
+        whole group, a worker could exit first and be logged as an unexpected exit); then to
+        the group, then SIGKILL, for whatever is left."""
         if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
+            for target, sig, wait in (
+                (self._server_pid(), signal.SIGTERM, 15), (-self.popen.pid, signal.SIGTERM, 10),
+                (-self.popen.pid, signal.SIGKILL, 10),
+            ):  # fmt: skip
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
+                    os.kill(target, sig)  # a negative pid: the process group
+                try:
+                    self.popen.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)  # any worker its server left behind
         self._log.close()
 
 
