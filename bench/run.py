@@ -213,19 +213,15 @@ class Process:
         whole group, a worker could exit first and be logged as an unexpected exit); then to
         the group, then SIGKILL, for whatever is left."""
         if self.alive():
-            for target, sig, wait in (
-                (self._server_pid(), signal.SIGTERM, 15), (-self.popen.pid, signal.SIGTERM, 10),
-                (-self.popen.pid, signal.SIGKILL, 10),
-            ):  # fmt: skip
+            for target in (self._server_pid(), -self.popen.pid):  # a negative pid: the group
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(target, sig)  # a negative pid: the process group
-                try:
-                    self.popen.wait(timeout=wait)
+                    os.kill(target, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.popen.wait(timeout=15)
                     break
-                except subprocess.TimeoutExpired:
-                    continue
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)  # any worker its server left behind
+            os.killpg(self.popen.pid, signal.SIGKILL)  # whatever is left, workers included
+        self.popen.wait(timeout=10)
         self._log.close()
 
 
@@ -335,6 +331,12 @@ def _database_name_and_admin(url: str) -> tuple[str, str]:
     return name, conninfo.make_conninfo(url, dbname="postgres", connect_timeout=3)
 
 
+def _drop_database(admin_connection, name: str) -> None:
+    from psycopg import sql
+
+    admin_connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 def postgres_lane(cfg: Config, workdir: Path, explicit: bool) -> Lane | None:
     """PostgreSQL + Redis, when they answer; the database is dropped and recreated, the Redis
     database flushed."""
@@ -346,7 +348,7 @@ def postgres_lane(cfg: Config, workdir: Path, explicit: bool) -> Lane | None:
     try:
         with psycopg.connect(admin, autocommit=True) as db:
             version = db.execute("SHOW server_version").fetchone()[0]
-            db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            _drop_database(db, name)
             db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         cache = redis.Redis.from_url(cfg.cache_url, socket_connect_timeout=3)
         cache.flushdb()
@@ -386,7 +388,7 @@ def twin_lane(lane: Lane) -> Lane:
     name, admin = _database_name_and_admin(lane.database_url)
     twin_name = f"{name}_twin"
     with psycopg.connect(admin, autocommit=True) as db:
-        db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(twin_name)))
+        _drop_database(db, twin_name)
         db.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(twin_name), sql.Identifier(name))
         )
@@ -396,29 +398,18 @@ def twin_lane(lane: Lane) -> Lane:
     return Lane(lane.name, _with_path(lane.database_url, f"/{twin_name}"), cache_url, lane.workdir, twin=True)
 
 
-def drop_twin(twin: Lane) -> None:
-    if twin.sqlite_path is not None:
-        remove_sqlite_files(twin.sqlite_path)
+def drop_lane(lane: Lane) -> None:
+    """A lane's (or twin's) data: its SQLite files, or its PostgreSQL database and Redis db."""
+    if lane.sqlite_path is not None:
+        remove_sqlite_files(lane.sqlite_path)  # its unwritten pages are dropped
         return
     import psycopg
     import redis
-    from psycopg import sql
 
-    name, admin = _database_name_and_admin(twin.database_url)
+    name, admin = _database_name_and_admin(lane.database_url)
     with psycopg.connect(admin, autocommit=True) as db:
-        db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    redis.Redis.from_url(twin.cache_url).flushdb()
-
-
-def drop_postgres(cfg: Config) -> None:
-    import psycopg
-    import redis
-    from psycopg import sql
-
-    name, admin = _database_name_and_admin(cfg.database_url)
-    with psycopg.connect(admin, autocommit=True) as db:
-        db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    redis.Redis.from_url(cfg.cache_url).flushdb()
+        _drop_database(db, name)
+    redis.Redis.from_url(lane.cache_url).flushdb()
 
 
 def app_env(lane: Lane, cfg: Config, secrets_: dict) -> dict:
@@ -653,11 +644,11 @@ class Bench:
         database) and the tutorial's server one after the other (the order reversed every
         other round), so that what is compared runs side by side in time; every project round
         is paired with that round's tutorial. The sides share their users' API tokens."""
+        loaded = [*sides, Side(sides[0].lane, "tutorial", self.cfg.tutorial_port, sides[0].table)]
         for key, users, connections in items:
             tokens = sides[0].lane.workdir / f"tokens-{users}.txt"
             for number in range(self.cfg.rounds):
-                loaded = [*sides, Side(sides[0].lane, "tutorial", self.cfg.tutorial_port, sides[0].table)]
-                order = range(len(loaded)) if number % 2 == 0 else range(len(loaded) - 1, -1, -1)
+                order = range(len(loaded)) if number % 2 == 0 else reversed(range(len(loaded)))
                 done = {}
                 for index in order:
                     lane, server, port, table = loaded[index]
@@ -775,7 +766,7 @@ class Bench:
                 self.run_seeded(lane, env, twin)
         finally:
             if twin is not None and not os.environ.get("BENCH_KEEP"):
-                drop_twin(twin)
+                drop_lane(twin)
 
     def run_seeded(self, lane: Lane, env: dict, twin: Lane) -> None:
         """The first server on the seeded lane and, in the same rounds, the same server on the
@@ -821,10 +812,8 @@ class Bench:
                 try:
                     self.run_lane(lane)
                 finally:
-                    if lane.name == "postgres" and not os.environ.get("BENCH_KEEP"):
-                        drop_postgres(cfg)
-                    if lane.sqlite_path is not None and not os.environ.get("BENCH_KEEP"):
-                        remove_sqlite_files(lane.sqlite_path)  # its unwritten pages are dropped
+                    if not os.environ.get("BENCH_KEEP"):
+                        drop_lane(lane)
                     flush_disk(f"{lane.name} done")
         finally:
             if self.tutorial:

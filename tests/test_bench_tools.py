@@ -15,16 +15,18 @@ from tokens.services.identities import get_or_create_identity
 pytestmark = pytest.mark.django_db
 
 
-def _lanetool():
-    path = Path(__file__).resolve().parent.parent / "bench" / "lanetool.py"
-    spec = importlib.util.spec_from_file_location("bench_lanetool", path)
+def _bench_module(name: str):
+    """bench/NAME.py, which is a script rather than a package module."""
+    path = Path(__file__).resolve().parent.parent / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
 
 def test_the_seeder_writes_audit_rows_the_schema_and_the_admin_accept(django_user_model):
-    lanetool = _lanetool()
+    lanetool = _bench_module("lanetool")
     users = [django_user_model.objects.create(username=f"{lanetool.USER_PREFIX}{i}") for i in range(3)]
     identity = get_or_create_identity(user=users[0])
     get_or_create_identity(user=users[0], slot="screen")  # a second slot must not double the rows
@@ -41,21 +43,12 @@ def test_the_seeder_writes_audit_rows_the_schema_and_the_admin_accept(django_use
     assert all(row.expires_at > row.issued_at and len(row.token_sha256) == 64 for row in rows[:50])
 
 
-def _bench_run():
-    path = Path(__file__).resolve().parent.parent / "bench" / "run.py"
-    spec = importlib.util.spec_from_file_location("bench_run", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_seeded_figures_are_judged_against_the_empty_twin_loaded_in_the_same_rounds(
     tmp_path, monkeypatch
 ):
     """The seeded lane and its empty twin are loaded in the same rounds, beside the tutorial,
     and the 10% target compares those two: not the empty phase, measured minutes earlier."""
-    run = _bench_run()
+    run = _bench_module("run")
     monkeypatch.setenv("BENCH_ROUNDS", "2")
     bench = run.Bench(run.Config())
     lane = run.Lane("sqlite", "sqlite:///x", "locmem://", tmp_path)
