@@ -57,24 +57,6 @@ def anon():
     return APIClient()
 
 
-@pytest.fixture
-def served_fast(monkeypatch):
-    """The paths of the requests the token fast path (tokens/fastpath.py) answered itself,
-    in order; the rest went on to the DRF views."""
-    from tokens.fastpath import TokenFastPathMiddleware
-
-    served = []
-    original = TokenFastPathMiddleware._serve
-
-    def spy(self, request, endpoint):
-        response = original(self, request, endpoint)
-        served.append(request.path)
-        return response
-
-    monkeypatch.setattr(TokenFastPathMiddleware, "_serve", spy)
-    return served
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """A failed browser test keeps a screenshot of what the page showed; its path is printed."""

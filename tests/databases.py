@@ -4,12 +4,12 @@ from __future__ import annotations
 
 
 def sqlite_connection(path, *, alias: str, options: dict | None = None, **settings):
-    """A Django SQLite connection to `path` (a file or ":memory:"), not yet connected; `options`
-    and `settings` add to its settings dict as in DATABASES."""
-    from django.db.backends.sqlite3.base import DatabaseWrapper
+    """A connection of the project's SQLite backend to `path` (a file or ":memory:"), not yet
+    connected; `options` and `settings` add to its settings dict as in DATABASES."""
+    from tokenserver.databases.sqlite3.base import DatabaseWrapper
 
     settings_dict = {
-        "ENGINE": "django.db.backends.sqlite3", "NAME": str(path), "OPTIONS": options or {},
+        "ENGINE": "tokenserver.databases.sqlite3", "NAME": str(path), "OPTIONS": options or {},
         "TIME_ZONE": None, "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "AUTOCOMMIT": True,
         "ATOMIC_REQUESTS": False, "USER": "", "PASSWORD": "", "HOST": "", "PORT": "", "TEST": {}, **settings,
     }  # fmt: skip

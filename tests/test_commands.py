@@ -119,17 +119,17 @@ def test_purge_expired_deletes_only_expired_api_tokens_and_spent_login_counters(
     from django.utils import timezone
     from knox.models import AuthToken
 
-    from tokens.models import LoginAttemptCounter
+    from tokens.models import Counter
 
     AuthToken.objects.create(user=user, expiry=timedelta(seconds=-1))
     AuthToken.objects.create(user=user)
     now = timezone.now()
-    LoginAttemptCounter.objects.create(key="ip:192.0.2.1", attempts=3, resets_at=now - timedelta(seconds=1))
-    LoginAttemptCounter.objects.create(key="ip:192.0.2.2", attempts=3, resets_at=now + timedelta(minutes=5))
+    Counter.objects.create(key="ip:192.0.2.1", count=3, resets_at=now - timedelta(seconds=1))
+    Counter.objects.create(key="ip:192.0.2.2", count=3, resets_at=now + timedelta(minutes=5))
     output = _call("purge_expired")
     assert "Deleted 1 expired API token(s) and 1 spent login counter(s)." in output
     assert AuthToken.objects.count() == 1
-    assert list(LoginAttemptCounter.objects.values_list("key", flat=True)) == ["ip:192.0.2.2"]
+    assert list(Counter.objects.values_list("key", flat=True)) == ["ip:192.0.2.2"]
 
 
 def _check_serve() -> str:

@@ -61,7 +61,8 @@ def _assert_append_only(row, message: str) -> None:
 
 
 def test_audit_rows_cannot_be_changed_or_deleted_in_code(user):
-    _assert_append_only(issue_token(service="rtc", user=user, channel="c").record, "append-only")
+    issued = issue_token(service="rtc", user=user, channel="c")
+    _assert_append_only(IssuedToken.objects.get(pk=issued.record_id), "append-only")
 
 
 def test_channel_events_cannot_be_changed_or_deleted_in_code():

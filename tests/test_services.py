@@ -31,7 +31,7 @@ def test_rtc_service_uses_the_given_now_and_records_the_row(user):
     assert (issued.issued_at, issued.expires_in) == (NOW, 300)
     assert issued.app_id == APP_ID
     row = IssuedToken.objects.get()
-    assert row == issued.record
+    assert row == IssuedToken.objects.get(pk=issued.record_id)
     assert (row.issued_at, (row.expires_at - row.issued_at).total_seconds()) == (NOW, 300)
     assert (row.source, row.client_ip, row.user_agent) == ("cli", None, "")
     assert row.token_sha256 == hashlib.sha256(issued.token.encode()).hexdigest()
@@ -146,6 +146,6 @@ def test_rtm_service_refuses_someone_elses_user_id(user):
 
 def test_issued_rtm_006_token_verifies_against_its_audit_row(user):
     issued = services.issue_token(service="rtm", user=user, version="006", now=NOW)
-    row = issued.record
+    row = IssuedToken.objects.get(pk=issued.record_id)
     assert agora.verify(issued.token, APP_CERTIFICATE, channel=row.rtm_user_id, account="")
     assert issued.expires_at == NOW.replace(day=3)

@@ -1,5 +1,6 @@
-"""SQLite checkpoints off the request path (tokens/db.py): each process copies the WAL into the
-database file from its own thread, the requests' connections do not, and the WAL stays bounded."""
+"""SQLite checkpoints off the request path (tokenserver/databases/sqlite3/): each process
+copies the WAL into the database file from its own thread, the requests' connections do not,
+and the WAL stays bounded."""
 
 import fcntl
 import os
@@ -9,15 +10,14 @@ import time
 import pytest
 
 from tests.databases import sqlite_connection
-from tokens import db
+from tokenserver.databases.sqlite3 import base as db
 
 
 def _connection(path, *, background: bool):
     return sqlite_connection(
         path,
         alias="checkpoint-test",
-        options={"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"},
-        BACKGROUND_CHECKPOINTS=background,
+        options={"background_checkpoints": background},
     )
 
 
@@ -40,7 +40,7 @@ def _add_rows(writer: sqlite3.Connection, count: int) -> None:
 
 
 def _stop_thread_of(path) -> None:
-    thread = db._checkpointers.pop((os.getpid(), str(path)), None)
+    thread = db.Checkpointer.running.pop((os.getpid(), str(path)), None)
     if thread is not None:
         thread.stop()
 
@@ -66,7 +66,7 @@ def one_round(tmp_path, monkeypatch):
     path = str(tmp_path / "db.sqlite3")
     writer = _wal_database(path)
     checkpointer = sqlite3.connect(path, isolation_level=None)
-    lock = db._FileLock(path)
+    lock = db.FileLock(path)
     try:
         yield path, writer, checkpointer, lock
     finally:
@@ -81,9 +81,10 @@ def test_a_sqlite_file_connection_leaves_checkpoints_to_one_thread_per_process(t
     try:
         first.ensure_connection()
         second.ensure_connection()
-        thread = db._checkpointers[(os.getpid(), str(path))]
+        thread = db.Checkpointer.running[(os.getpid(), str(path))]
         assert thread.is_alive() and thread.daemon
-        assert [t.name for t in db._checkpointers.values() if t.path == str(path)] == ["sqlite-checkpoint"]
+        threads = [t.name for t in db.Checkpointer.running.values() if t.path == str(path)]
+        assert threads == ["sqlite-checkpoint"]
         for conn in (first, second):
             assert conn.connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
     finally:
@@ -99,7 +100,7 @@ def test_without_background_checkpoints_sqlite_checkpoints_as_usual(tmp_path, un
     try:
         conn.ensure_connection()
         assert conn.connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
-        assert (os.getpid(), str(path)) not in db._checkpointers
+        assert (os.getpid(), str(path)) not in db.Checkpointer.running
     finally:
         conn.close()
 
@@ -108,7 +109,7 @@ def test_in_memory_databases_get_no_thread(unblocked):
     conn = _connection(":memory:", background=True)
     try:
         conn.ensure_connection()
-        assert (os.getpid(), ":memory:") not in db._checkpointers
+        assert (os.getpid(), ":memory:") not in db.Checkpointer.running
     finally:
         conn.close()
 
@@ -169,7 +170,7 @@ def test_a_restart_syncs_the_copied_pages_before_it_takes_the_write_lock(one_rou
 def test_the_wal_stays_bounded_while_writers_leave_checkpoints_to_the_thread(tmp_path, fast_checkpoints):
     path = tmp_path / "db.sqlite3"
     writer = _wal_database(str(path))
-    thread = db._Checkpointer(str(path))
+    thread = db.Checkpointer(str(path))
     thread.start()
     try:
         longest = 0
@@ -188,7 +189,7 @@ def test_the_wal_stays_bounded_while_writers_leave_checkpoints_to_the_thread(tmp
 
 def test_the_thread_never_creates_a_missing_file_and_keeps_trying(tmp_path, fast_checkpoints, caplog):
     path = tmp_path / "not-yet.sqlite3"
-    thread = db._Checkpointer(str(path))
+    thread = db.Checkpointer(str(path))
     thread.start()
     try:
         time.sleep(0.1)  # ~10 rounds

@@ -7,12 +7,7 @@ class TokensConfig(AppConfig):
     verbose_name = "Agora tokens"
 
     def ready(self) -> None:
-        from django.db.backends.signals import connection_created
-
         from tokens import checks  # noqa: F401  (registers the system checks)
-        from tokens.db import use_background_checkpoints
-
-        connection_created.connect(use_background_checkpoints)
 
 
 class TokenServerAdminConfig(AdminConfig):

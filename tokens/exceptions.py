@@ -95,6 +95,23 @@ def database_unavailable() -> TokenServiceError:
     )
 
 
+def authentication_failed(message: str) -> TokenServiceError:
+    """The 401 of an API key that is unknown, expired or revoked ("Invalid token.") or whose
+    user is inactive ("User inactive or deleted."): knox's messages, DRF's code."""
+    return TokenServiceError("authentication_failed", message, status=401)
+
+
+def throttled(wait: int) -> TokenServiceError:
+    """The 429 every request over its budget gets, with Retry-After (DRF's message)."""
+    unit = "second" if wait == 1 else "seconds"
+    return TokenServiceError(
+        "throttled",
+        f"Request was throttled. Expected available in {wait} {unit}.",
+        status=429,
+        headers={"Retry-After": str(wait)},
+    )
+
+
 _CODES = {
     drf.ValidationError: "invalid",
     drf.ParseError: "parse_error",

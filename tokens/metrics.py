@@ -25,6 +25,7 @@ import os
 import re
 
 from django.conf import settings
+from django.urls import Resolver404, resolve
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -141,32 +142,17 @@ def observe_request(request, response, seconds: float) -> None:
         _recording_failed()
 
 
-_paths: dict[str, str] | None = None  # path -> URL name, for requests never resolved
-
-
-def _build_paths() -> dict[str, str]:
-    from django.urls import reverse
-
-    from tokens import urls
-
-    return {
-        reverse(f"{urls.app_name}:{p.name}"): f"{urls.app_name}:{p.name}"
-        for p in urls.urlpatterns
-        if p.name and not p.pattern.converters
-    }
-
-
 def endpoint(request) -> str:
-    """The URL pattern's name (`tokens:rtc-token`, `admin:index`), never the raw path. The fast
-    path and the request guards answer before Django resolves the URL: their paths are looked
-    up among this app's own; any other unresolved path is `unmatched`."""
+    """The URL pattern's name (`tokens:rtc-token`, `admin:index`), never the raw path. The
+    request guards answer before Django resolves the URL: their paths are resolved here; a path
+    no pattern matches is `unmatched`."""
     match = request.resolver_match
-    if match is not None:
-        return match.view_name
-    global _paths
-    if _paths is None:
-        _paths = _build_paths()  # URLs load late: on first need
-    return _paths.get(request.path_info, UNMATCHED)
+    if match is None:
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return UNMATCHED
+    return match.view_name
 
 
 def error_code(response) -> str:

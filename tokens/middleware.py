@@ -1,10 +1,15 @@
-"""Request guards that apply before any view (the admin's included), request metrics, and
-the static files server."""
+"""Request guards that apply before any view (the admin's included), request metrics, the
+messages only the admin uses, and the static files server."""
 
 import os
+from functools import partial
 from time import perf_counter
 
 from django.conf import settings
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.messages.storage import default_storage
+from django.contrib.sessions.middleware import SessionMiddleware
+from django.utils.functional import SimpleLazyObject, empty
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from tokens import metrics
@@ -82,6 +87,40 @@ class RequestMetricsMiddleware:
         response = self.get_response(request)
         metrics.observe_request(request, response, perf_counter() - started)
         return response
+
+
+class LazySessionMiddleware(SessionMiddleware):
+    """Django's sessions, with the request's session store made when something first reads it
+    (a session login, the admin) instead of on every request. A session nobody read has
+    nothing to save or delete, so its response is left as Django would leave it."""
+
+    def process_request(self, request):
+        request.session = SimpleLazyObject(partial(self._store, request))
+
+    def _store(self, request):
+        return self.SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
+
+    def process_response(self, request, response):
+        session = getattr(request, "session", None)
+        unread = isinstance(session, SimpleLazyObject) and session._wrapped is empty
+        if unread and not settings.SESSION_SAVE_EVERY_REQUEST:
+            return response
+        return super().process_response(request, response)
+
+
+class LazyMessageMiddleware(MessageMiddleware):
+    """Django's messages, with the request's message storage made when a view first uses it
+    (the admin does; the API never does) instead of on every request: its cookie signer and
+    session storage cost an API request more than its own budget counter."""
+
+    def process_request(self, request):
+        request._messages = SimpleLazyObject(partial(default_storage, request))
+
+    def process_response(self, request, response):
+        storage = getattr(request, "_messages", None)
+        if isinstance(storage, SimpleLazyObject) and storage._wrapped is empty:
+            return response  # never used: nothing to store
+        return super().process_response(request, response)
 
 
 class StaticFilesMiddleware(WhiteNoiseMiddleware):

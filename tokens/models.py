@@ -5,9 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from tokens import agora, ncs
-
-MAIN_SLOT = "main"
+from tokens import agora, choices, ncs, validators
+from tokens.choices import MAIN_SLOT
 
 
 class AgoraIdentity(models.Model):
@@ -97,24 +96,7 @@ class IssuedToken(AppendOnlyModel):
     The token itself is a bearer credential and is never stored: only its SHA-256.
     """
 
-    class Service(models.TextChoices):
-        RTC = "rtc", "RTC (voice/video)"
-        RTM = "rtm", "RTM (messaging)"
-        RTC_RTM = "rtc+rtm", "RTC and RTM in one token"
-
-    class Role(models.TextChoices):
-        PUBLISHER = "publisher", "Publisher"
-        SUBSCRIBER = "subscriber", "Subscriber"
-
-    class Version(models.TextChoices):
-        V006 = agora.VERSION_006, "006 (AccessToken)"
-        V007 = agora.VERSION_007, "007 (AccessToken2)"
-
-    class Source(models.TextChoices):
-        API = "api", "API"
-        COMPAT = "compat", "Tutorial-compatible endpoint"
-        ADMIN = "admin", "Admin"
-        CLI = "cli", "Management command"
+    Service, Role, Version, Source = choices.Service, choices.Role, choices.Version, choices.Source
 
     issued_at = models.DateTimeField()
     expires_at = models.DateTimeField()
@@ -187,24 +169,25 @@ class IssuedToken(AppendOnlyModel):
         return f"{self.service} {self.version} for {self.username} at {self.issued_at:%Y-%m-%d %H:%M:%S}"
 
 
-class LoginAttemptCounter(models.Model):
-    """Login attempts of one account or one client IP in the current lockout window.
+class Counter(models.Model):
+    """A windowed counter, updated with one atomic upsert: login attempts of one account or
+    client IP (`account:<sha256>`, `ip:<address>`), and on PostgreSQL the token budget of one
+    user (`budget:<scope>:<user id>`, counted in the join path's one statement).
 
     Kept in the database, which every process and host shares in every deployment (the
-    embedded one included), and updated with one atomic upsert per attempt, so concurrent
-    guesses cannot slip past the limit. Rows past `resets_at` are dead and purged by
-    `manage.py purge_expired`.
+    embedded one included), so concurrent requests cannot slip past a limit. Rows past
+    `resets_at` are dead and purged by `manage.py purge_expired`.
     """
 
-    key = models.CharField(max_length=80, unique=True)  # "account:<sha256>" or "ip:<address>"
-    attempts = models.PositiveIntegerField()
+    key = models.CharField(max_length=80, unique=True)
+    count = models.PositiveIntegerField()
     resets_at = models.DateTimeField()
 
     class Meta:
-        verbose_name = "login attempt counter"
+        verbose_name = "counter"
 
     def __str__(self) -> str:
-        return f"{self.key}: {self.attempts} until {self.resets_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.key}: {self.count} until {self.resets_at:%Y-%m-%d %H:%M:%S}"
 
 
 class ChannelRule(models.Model):
@@ -239,9 +222,7 @@ class ChannelRule(models.Model):
         return self.pattern
 
     def clean(self) -> None:
-        from tokens.validators import validate_channel_pattern
-
-        validate_channel_pattern(self.pattern)
+        validators.validate_channel_pattern(self.pattern)
 
 
 class ChannelEvent(AppendOnlyModel):

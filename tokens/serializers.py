@@ -1,13 +1,12 @@
-"""Request and response shapes. Inputs are strict: JSON types as documented, unknown fields
-rejected by name, Agora's rules applied by the shared validators."""
+"""Request and response shapes, and the strict fields every input is made of: JSON types as
+documented, unknown fields rejected by name, Agora's rules applied by the shared validators.
+The token endpoints' own shapes are in tokens/joinpath/inputs.py and outputs.py."""
 
 from collections.abc import Mapping
-from datetime import datetime
 
 from rest_framework import serializers
 
-from tokens import agora, validators
-from tokens.models import MAIN_SLOT, IssuedToken
+from tokens import validators
 
 
 class SchemaExtraMixin:
@@ -113,109 +112,9 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
-def _version_field(help_text: str) -> StrictChoiceField:
-    return StrictChoiceField(choices=agora.VERSIONS, required=False, help_text=help_text)
-
-
-# --- inputs -----------------------------------------------------------------------------------
-
-
 class LoginInput(StrictSerializer):
     username = StrictCharField(max_length=150)
     password = StrictCharField(max_length=4096, style={"input_type": "password"})
-
-
-def _slot_field() -> StrictCharField:
-    return StrictCharField(
-        required=False,
-        default=MAIN_SLOT,
-        validators=[validators.validate_slot],
-        schema_extra=validators.SLOT_SCHEMA,
-        help_text="Which of your uids: main (default) or a name of 1..32 characters a-z 0-9 - "
-        "(screen, phone...), each its own uid, drawn on first use; at most AGORA_MAX_SLOTS.",
-    )
-
-
-def _expires_in_field(help_text: str = "") -> StrictIntegerField:
-    return StrictIntegerField(
-        required=False,
-        validators=[validators.validate_lifetime],
-        schema_extra=validators.lifetime_schema,
-        help_text="Seconds, 60..AGORA_TOKEN_MAX_TTL; default AGORA_TOKEN_TTL." + help_text,
-    )
-
-
-def _channel_field() -> StrictCharField:
-    return StrictCharField(
-        validators=[validators.validate_channel_name],
-        schema_extra=validators.NAME_SCHEMA,
-        help_text=f"1..63 bytes of {validators.ALLOWED_CHARACTERS_TEXT}",
-    )
-
-
-def _role_field() -> StrictChoiceField:
-    return StrictChoiceField(
-        choices=IssuedToken.Role.choices, default=IssuedToken.Role.SUBSCRIBER, required=False
-    )
-
-
-class RtcTokenInput(StrictSerializer):
-    channel = _channel_field()
-    role = _role_field()
-    expires_in = _expires_in_field()
-    version = _version_field("006 or 007; default AGORA_TOKEN_VERSION.")
-    slot = _slot_field()
-
-
-class RtmTokenInput(StrictSerializer):
-    expires_in = _expires_in_field(" 006 RTM tokens are always valid 24 h, and the response says so.")
-    version = _version_field("006 or 007; default AGORA_TOKEN_VERSION.")
-    slot = _slot_field()
-
-
-class RtcRtmTokenInput(StrictSerializer):
-    """One token for RTC and RTM: 007 only."""
-
-    channel = _channel_field()
-    role = _role_field()
-    expires_in = _expires_in_field()
-    version = StrictChoiceField(
-        choices=[agora.VERSION_007],
-        required=False,
-        error_messages={
-            "invalid_choice": "RTC and RTM in one token needs 007; a 006 token carries one service."
-        },
-        help_text="007, the default and only choice: a 006 token carries one service.",
-    )
-    slot = _slot_field()
-
-
-class CompatRtcInput(StrictSerializer):
-    """The tutorial's POST /rtctoken body."""
-
-    channel = StrictCharField(
-        validators=[validators.validate_channel_name], schema_extra=validators.NAME_SCHEMA
-    )
-    isPublisher = StrictBooleanField(required=False, default=False)  # noqa: N815 (tutorial's key)
-
-    def validate(self, attrs):
-        publisher = attrs["isPublisher"]
-        role = IssuedToken.Role.PUBLISHER if publisher else IssuedToken.Role.SUBSCRIBER
-        return {"channel": attrs["channel"], "role": role}
-
-
-class CompatRtmInput(StrictSerializer):
-    """The tutorial's POST /rtmtoken body; `user`, if sent, must be the caller's RTM id."""
-
-    user = StrictCharField(
-        required=False,
-        validators=[validators.validate_rtm_user_id],
-        schema_extra=validators.RTM_USER_ID_SCHEMA,
-        help_text="Your own RTM user id (str of your uid); any other is 403.",
-    )
-
-    def validate(self, attrs):
-        return {"rtm_user_id": attrs.get("user")}
 
 
 # --- outputs ----------------------------------------------------------------------------------
@@ -234,108 +133,6 @@ class MeOutput(serializers.Serializer):
     slots = serializers.DictField(
         child=serializers.IntegerField(), help_text="Every slot's uid: {slot: uid}."
     )
-
-
-class RtcTokenOutput(serializers.Serializer):
-    token = serializers.CharField()
-    app_id = serializers.CharField()
-    channel = serializers.CharField()
-    uid = serializers.IntegerField()
-    role = serializers.CharField()
-    version = serializers.CharField()
-    issued_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField()
-    expires_in = serializers.IntegerField()
-
-
-class RtcRtmTokenOutput(serializers.Serializer):
-    token = serializers.CharField()
-    app_id = serializers.CharField()
-    channel = serializers.CharField()
-    uid = serializers.IntegerField()
-    rtm_user_id = serializers.CharField()
-    role = serializers.CharField()
-    version = serializers.CharField()
-    issued_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField()
-    expires_in = serializers.IntegerField()
-
-
-class RtmTokenOutput(serializers.Serializer):
-    token = serializers.CharField()
-    app_id = serializers.CharField()
-    user_id = serializers.CharField()
-    version = serializers.CharField()
-    issued_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField()
-    expires_in = serializers.IntegerField()
-
-
-class CompatRtcOutput(serializers.Serializer):
-    uid = serializers.IntegerField()
-    token = serializers.CharField()
-
-
-class CompatRtmOutput(serializers.Serializer):
-    token = serializers.CharField()
-
-
-# The bodies themselves, built directly from what issuance returns (both API paths use these;
-# the serializers above describe them in the schema, and a test holds the two to each other).
-
-
-def _iso(moment: datetime) -> str:
-    # DRF's ISO 8601 rendering of a UTC datetime.
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def rtc_body(issued) -> dict:
-    return {
-        "token": issued.token,
-        "app_id": issued.app_id,
-        "channel": issued.channel,
-        "uid": issued.uid,
-        "role": issued.role,
-        "version": issued.version,
-        "issued_at": _iso(issued.issued_at),
-        "expires_at": _iso(issued.expires_at),
-        "expires_in": issued.expires_in,
-    }
-
-
-def rtc_rtm_body(issued) -> dict:
-    return {
-        "token": issued.token,
-        "app_id": issued.app_id,
-        "channel": issued.channel,
-        "uid": issued.uid,
-        "rtm_user_id": issued.rtm_user_id,
-        "role": issued.role,
-        "version": issued.version,
-        "issued_at": _iso(issued.issued_at),
-        "expires_at": _iso(issued.expires_at),
-        "expires_in": issued.expires_in,
-    }
-
-
-def rtm_body(issued) -> dict:
-    return {
-        "token": issued.token,
-        "app_id": issued.app_id,
-        "user_id": issued.rtm_user_id,
-        "version": issued.version,
-        "issued_at": _iso(issued.issued_at),
-        "expires_at": _iso(issued.expires_at),
-        "expires_in": issued.expires_in,
-    }
-
-
-def compat_rtc_body(issued) -> dict:
-    return {"uid": issued.uid, "token": issued.token}
-
-
-def compat_rtm_body(issued) -> dict:
-    return {"token": issued.token}
 
 
 class ErrorDetail(serializers.Serializer):

@@ -1,18 +1,19 @@
 from django.urls import path
 
 from tokens import views, webhooks
+from tokens.joinpath import views as token_views
 
 app_name = "tokens"
 
 urlpatterns = [
     path("api/v1/auth/token/", views.ApiTokenView.as_view(), name="auth-token"),
     path("api/v1/me/", views.MeView.as_view(), name="me"),
-    path("api/v1/tokens/rtc/", views.RtcTokenView.as_view(), name="rtc-token"),
-    path("api/v1/tokens/rtm/", views.RtmTokenView.as_view(), name="rtm-token"),
-    path("api/v1/tokens/rtc-rtm/", views.RtcRtmTokenView.as_view(), name="rtc-rtm-token"),
+    path("api/v1/tokens/rtc/", token_views.RtcTokenView.as_view(), name="rtc-token"),
+    path("api/v1/tokens/rtm/", token_views.RtmTokenView.as_view(), name="rtm-token"),
+    path("api/v1/tokens/rtc-rtm/", token_views.RtcRtmTokenView.as_view(), name="rtc-rtm-token"),
     # The tutorial's contract, kept for its clients (login now required).
-    path("rtctoken", views.CompatRtcTokenView.as_view(), name="compat-rtc-token"),
-    path("rtmtoken", views.CompatRtmTokenView.as_view(), name="compat-rtm-token"),
+    path("rtctoken", token_views.CompatRtcTokenView.as_view(), name="compat-rtc-token"),
+    path("rtmtoken", token_views.CompatRtmTokenView.as_view(), name="compat-rtm-token"),
     path("healthz", views.HealthView.as_view(), name="health"),
     # Agora's channel event notifications (NCS); 404 while AGORA_NCS_SECRET is unset.
     path("webhooks/agora/", webhooks.agora_webhook, name="agora-webhook"),

@@ -1,4 +1,5 @@
-"""Thin API views: validate -> one service call -> serialize."""
+"""Thin API views: validate -> one service call -> serialize. The token endpoints are in
+tokens/joinpath/views.py."""
 
 import logging
 
@@ -8,7 +9,7 @@ from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -17,42 +18,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tokens import clients, metrics, services
-from tokens.authentication import ApiTokenAuthentication
 from tokens.credentials import agora_configured
 from tokens.exceptions import error_body, method_not_allowed, page_not_found, permission_denied
-from tokens.models import IssuedToken
+from tokens.joinpath.authentication import ApiTokenAuthentication
+from tokens.joinpath.budget import ScopedThrottle
 from tokens.serializers import (
-    CompatRtcInput,
-    CompatRtcOutput,
-    CompatRtmInput,
-    CompatRtmOutput,
     ErrorOutput,
     HealthErrorOutput,
     HealthOutput,
     LoginInput,
     LoginOutput,
     MeOutput,
-    RtcRtmTokenInput,
-    RtcRtmTokenOutput,
-    RtcTokenInput,
-    RtcTokenOutput,
-    RtmTokenInput,
-    RtmTokenOutput,
-    compat_rtc_body,
-    compat_rtm_body,
-    rtc_body,
-    rtc_rtm_body,
-    rtm_body,
 )
-from tokens.throttling import ScopedThrottle
 
 logger = logging.getLogger(__name__)
 
 ERRORS = {code: ErrorOutput for code in (400, 401, 403, 405, 411, 413, 415, 429, 503)}
-
-
-def _caller(request) -> dict:
-    return {"client_ip": clients.client_ip(request), "user_agent": clients.user_agent(request)}
 
 
 class ApiView(APIView):
@@ -64,85 +45,6 @@ class ApiView(APIView):
         if method not in self.http_method_names or not hasattr(self, method):
             self.http_method_not_allowed(request, *args, **kwargs)
         super().initial(request, *args, **kwargs)
-
-
-class TokenView(ApiView):
-    """An endpoint that issues Agora tokens: login required, per-user budget, and one shape:
-    validate the input, call the service, answer what it issued.
-
-    The common case (a valid API token and body) is usually answered before it gets here, by
-    tokens.fastpath, with the same service and the same bodies; this view is the reference
-    for everything else (errors, session logins) and for the schema.
-    """
-
-    permission_classes = [IsAuthenticated]
-    throttle_classes = [ScopedThrottle]
-    throttle_scope = "tokens"
-    throttle_fails_open = True  # a cache outage must not stop calls from starting
-    service: str
-    input_class: type
-    output_class: type  # documents `body` in the schema
-    body: staticmethod
-    source = IssuedToken.Source.API
-    success_status = status.HTTP_201_CREATED
-
-    def post(self, request):
-        data = self.input_class(data=request.data)
-        data.is_valid(raise_exception=True)
-        issued = services.issue_token(
-            user=request.user,
-            service=self.service,
-            **data.validated_data,
-            source=self.source,
-            **_caller(request),
-        )
-        return Response(self.body(issued), status=self.success_status)
-
-
-def _documented(view: type) -> type:
-    """Tell the OpenAPI schema what a TokenView takes and answers."""
-    responses = {view.success_status: view.output_class, **ERRORS}
-    return extend_schema_view(post=extend_schema(request=view.input_class, responses=responses))(view)
-
-
-@_documented
-class RtcTokenView(TokenView):
-    service = IssuedToken.Service.RTC
-    input_class, output_class, body = RtcTokenInput, RtcTokenOutput, staticmethod(rtc_body)
-
-
-@_documented
-class RtcRtmTokenView(TokenView):
-    """One 007 token for RTC (channel, uid, role) and RTM (str(uid)) together."""
-
-    service = IssuedToken.Service.RTC_RTM
-    input_class, output_class, body = RtcRtmTokenInput, RtcRtmTokenOutput, staticmethod(rtc_rtm_body)
-
-
-@_documented
-class RtmTokenView(TokenView):
-    service = IssuedToken.Service.RTM
-    input_class, output_class, body = RtmTokenInput, RtmTokenOutput, staticmethod(rtm_body)
-
-
-@_documented
-class CompatRtcTokenView(TokenView):
-    """The tutorial's POST /rtctoken, now bound to the caller's own uid."""
-
-    service = IssuedToken.Service.RTC
-    input_class, output_class, body = CompatRtcInput, CompatRtcOutput, staticmethod(compat_rtc_body)
-    source = IssuedToken.Source.COMPAT
-    success_status = status.HTTP_200_OK  # as the tutorial answered
-
-
-@_documented
-class CompatRtmTokenView(TokenView):
-    """The tutorial's POST /rtmtoken, for the caller's own RTM user id only."""
-
-    service = IssuedToken.Service.RTM
-    input_class, output_class, body = CompatRtmInput, CompatRtmOutput, staticmethod(compat_rtm_body)
-    source = IssuedToken.Source.COMPAT
-    success_status = status.HTTP_200_OK
 
 
 class ApiTokenView(ApiView):
@@ -172,7 +74,7 @@ class ApiTokenView(ApiView):
 
     @extend_schema(request=None, responses={204: None, 401: ErrorOutput})
     def delete(self, request):
-        services.log_out(request=request, api_token=request.auth)
+        services.log_out(request=request, api_token=request.auth.api_token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

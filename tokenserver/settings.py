@@ -50,22 +50,19 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so the whole stack is timed (the fast path's answers included); off by default.
+    # First, so the whole stack is timed; off by default.
     "tokens.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Browser clients on other origins: answers preflights, adds the CORS headers.
     "corsheaders.middleware.CorsMiddleware",
     "tokens.middleware.RequestGuardMiddleware",
-    # Response headers only: placed above the fast path so its answers carry them too.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Answers the token endpoints' common case itself; everything else goes on to DRF.
-    "tokens.fastpath.TokenFastPathMiddleware",
     "tokens.middleware.StaticFilesMiddleware",  # WhiteNoise, quiet without collectstatic
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "tokens.middleware.LazySessionMiddleware",  # sessions, read when used (the admin, session logins)
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "tokens.middleware.LazyMessageMiddleware",  # the admin's messages, made when used
 ]
 
 ROOT_URLCONF = "tokenserver.urls"
@@ -92,34 +89,31 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
+# Django's backends, subclassed: the connection owns what the join path needs of it
+# (tokenserver/databases/: SQLite's pragmas, writers' lock and checkpointer; prepared statements).
+_ENGINES = {
+    "django.db.backends.sqlite3": "tokenserver.databases.sqlite3",
+    "django.db.backends.postgresql": "tokenserver.databases.postgresql",
+}
+DATABASES["default"]["ENGINE"] = _ENGINES.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
 # Persistent connections: on this machine they more than doubled token requests/s.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+if DATABASES["default"]["ENGINE"] == "tokenserver.databases.postgresql":
     # An unreachable database host answers 503 within seconds instead of hanging a worker.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
-    # The join path's two statements are prepared once per (persistent) connection: planning
-    # the API-token read costs PostgreSQL more than running it. Only they are (psycopg
-    # prepares a statement when asked; the threshold keeps it from doing so on its own).
-    # Off for a PgBouncer before 1.21 in transaction mode, which cannot keep them.
+    # The join path's statements are prepared once per (persistent) connection: planning them
+    # costs PostgreSQL more than running them. Only they are (psycopg prepares a statement
+    # when asked; the threshold keeps it from doing so on its own). Off for a PgBouncer before
+    # 1.21 in transaction mode, which cannot keep them.
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
-
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several workers on one SQLite file: WAL lets readers run beside the writer, IMMEDIATE
-    # takes the write lock at BEGIN (no upgrade deadlocks), the timeout waits for it.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
-            "timeout": 20,
-        }
-    )
-    # Checkpoints (copying the WAL into the database file) from a thread in each process
-    # instead of inside a request's INSERT under the write lock (tokens/db.py).
-    DATABASES["default"]["BACKGROUND_CHECKPOINTS"] = env.bool(
+if DATABASES["default"]["ENGINE"] == "tokenserver.databases.sqlite3":
+    # WAL, IMMEDIATE transactions and a 20 s busy timeout are the backend's defaults; its
+    # checkpoints run in a thread of each process instead of inside a request's INSERT.
+    DATABASES["default"].setdefault("OPTIONS", {})["background_checkpoints"] = env.bool(
         "DATABASE_SQLITE_BACKGROUND_CHECKPOINTS", default=True
     )
 
@@ -196,7 +190,7 @@ CORS_PREFLIGHT_MAX_AGE = 86400
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "tokens.authentication.ApiTokenAuthentication",
+        "tokens.joinpath.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -5,20 +5,18 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model, user_logged_in, user_logged_out
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import connection
 from django.db.models import F
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from knox.models import AuthToken
 
 from tokens.exceptions import TokenServiceError
-from tokens.models import LoginAttemptCounter
+from tokens.joinpath import statements
+from tokens.models import Counter
 from tokens.services.identities import get_or_create_identity
 
 logger = logging.getLogger(__name__)
@@ -67,44 +65,12 @@ class LoginAttempt:
 
     def succeeded(self) -> None:
         """A right password is not a guess: return the attempt to the counters it took from."""
-        LoginAttemptCounter.objects.filter(key__in=self.keys, attempts__gt=0).update(
-            attempts=F("attempts") - 1
-        )
+        Counter.objects.filter(key__in=self.keys, count__gt=0).update(count=F("count") - 1)
 
 
 def _account_key(username: str) -> str:
     # Hashed: a username field sometimes receives a password typed in the wrong box.
     return "account:" + hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-@lru_cache(maxsize=4)
-def _count_attempt_sql(vendor: str) -> str:
-    # Identifiers come from the model's own metadata; every value is a parameter.
-    table = connection.ops.quote_name(LoginAttemptCounter._meta.db_table)
-    key = connection.ops.quote_name("key")
-    return (
-        f"INSERT INTO {table} ({key}, attempts, resets_at) VALUES (%s, 1, %s) "  # noqa: S608
-        f"ON CONFLICT ({key}) DO UPDATE SET "
-        f"attempts = CASE WHEN {table}.resets_at <= %s THEN 1 ELSE {table}.attempts + 1 END, "
-        f"resets_at = CASE WHEN {table}.resets_at <= %s THEN excluded.resets_at ELSE {table}.resets_at END "
-        "RETURNING attempts, resets_at"
-    )
-
-
-def _count_attempt(key: str, *, now: datetime, window: int) -> tuple[int, datetime]:
-    """One atomic upsert (SQLite and PostgreSQL alike): add an attempt to `key`'s window (a new
-    window once the old one has ended) and return the attempts in it and when it ends."""
-    adapt = connection.ops.adapt_datetimefield_value
-    sql = _count_attempt_sql(connection.vendor)
-    now_db = adapt(now)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [key, adapt(now + timedelta(seconds=window)), now_db, now_db])
-        attempts, resets_at = cursor.fetchone()
-    if isinstance(resets_at, str):  # SQLite returns the stored text
-        resets_at = parse_datetime(resets_at)
-    if timezone.is_naive(resets_at):
-        resets_at = resets_at.replace(tzinfo=UTC)
-    return attempts, resets_at
 
 
 def _locked(what: str, resets_at: datetime, now: datetime) -> TokenServiceError:
@@ -132,7 +98,7 @@ def start_login_attempt(*, username: str, client_ip: str | None, now: datetime |
     limits.append((_account_key(username), settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT, "account"))
     counted = []
     for key, limit, what in limits:
-        attempts, resets_at = _count_attempt(key, now=now, window=window)
+        attempts, resets_at = statements.count(key, now=now, seconds=window)
         counted.append(key)
         if attempts > limit:
             logger.warning(
@@ -147,7 +113,7 @@ def purge_expired(*, now: datetime | None = None) -> dict[str, int]:
     """Delete API tokens past their expiry and login counters past their window."""
     now = now or timezone.now()
     api_tokens, _ = AuthToken.objects.filter(expiry__lt=now).delete()
-    counters, _ = LoginAttemptCounter.objects.filter(resets_at__lte=now).delete()
+    counters, _ = Counter.objects.filter(resets_at__lte=now).delete()
     return {"api_tokens": api_tokens, "login_counters": counters}
 
 

@@ -1,9 +1,9 @@
 """Token issuance, one straight line: validate -> identity -> build -> record -> answer.
 
-Keyword-only, typed, and callable from the API (both its paths), the admin and management
-commands. Errors are TokenServiceError. Settings are read at call time. The audit row is one
-INSERT in autocommit: committed before the token leaves this function, and no transaction
-is opened around a statement that is atomic on its own.
+Keyword-only, typed, and callable from the API, the admin and management commands. Errors are
+TokenServiceError. Settings are read at call time. The audit row is one statement in
+autocommit that re-reads its caller (tokens/statements.py): committed before the token leaves
+this function, and never written for an API key revoked or a user deactivated meanwhile.
 """
 
 from __future__ import annotations
@@ -11,23 +11,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from tokens import agora, db, metrics, validators
+from tokens import agora, metrics, validators
+from tokens.choices import MAIN_SLOT, Role, Service, Source
 from tokens.credentials import agora_credentials
-from tokens.exceptions import TokenServiceError
-from tokens.models import MAIN_SLOT, IssuedToken, token_sha256
+from tokens.exceptions import TokenServiceError, authentication_failed, throttled
+from tokens.joinpath import statements
+from tokens.models import IssuedToken, token_sha256
 from tokens.policies import check_channel_allowed, check_publisher_allowed
 from tokens.services.identities import get_or_create_identity
 
 logger = logging.getLogger(__name__)
 
-Service, Role, Source = IssuedToken.Service, IssuedToken.Role, IssuedToken.Source
 USER_AGENT_MAX = IssuedToken._meta.get_field("user_agent").max_length
 
 
@@ -52,10 +52,15 @@ class IssuedAgoraToken:
     def expires_in(self) -> int:
         return int((self.expires_at - self.issued_at).total_seconds())
 
-    @property
-    def record(self) -> IssuedToken:
-        """The audit row (one query)."""
-        return IssuedToken.objects.get(pk=self.record_id)
+
+@dataclass(frozen=True)
+class Guard:
+    """What the audit row's statement re-reads as it is written: the API key the request came
+    with (`digest`; otherwise the user, by id), and on PostgreSQL the budget it counts in the
+    same statement (`window`, see tokens/statements.py)."""
+
+    digest: str | None = None
+    window: statements.Window | None = None
 
 
 def _validated(field: str, validator, value):
@@ -105,23 +110,18 @@ def _build(
     return agora.build_rtm_token(**common, user_id=str(uid), version=version)
 
 
-@lru_cache(maxsize=4)
-def _insert_statement(vendor: str) -> tuple[str, str, tuple]:
-    """INSERT of one audit row, built once per database vendor from the model's metadata:
-    (SQL with %s, the same in the driver's style, (attname, adapter) per column)."""
-    fields = [f for f in IssuedToken._meta.concrete_fields if not f.primary_key]
-    quote = db.default().ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
-    values = ", ".join(db.placeholder(f) for f in fields)
-    sql = f"INSERT INTO {quote(IssuedToken._meta.db_table)} ({columns}) VALUES ({values}) RETURNING id"  # noqa: S608
-
-    return sql, db.placeholders(sql), tuple((f.attname, db.adapter(f)) for f in fields)
-
-
-def _record(**values) -> int:
-    """Write the audit row (one autocommitted INSERT) and return its id."""
-    sql, native_sql, columns = _insert_statement(db.default().vendor)
-    return db.fetch_one(sql, native_sql, [adapt(values[name]) for name, adapt in columns], write=True)[0]
+def _refused(guard: Guard | None, outcome: statements.Outcome, *, now: datetime) -> TokenServiceError:
+    """Why the audit row's statement wrote nothing: the caller is gone or inactive, or the
+    budget is spent."""
+    if guard is None or guard.digest is None:
+        return TokenServiceError("permission_denied", "An active user account is required.", status=403)
+    if outcome.found and outcome.active and outcome.resets_at is not None:  # counted, over the limit
+        return throttled(max(1, int((outcome.resets_at - now).total_seconds() + 0.999)))
+    if not outcome.found and guard.window is None:
+        # The INSERT's own condition hides which: ask (an error path; one more query).
+        caller = statements.find_caller(guard.digest, now=now)
+        outcome = statements.Outcome(found=caller is not None)
+    return authentication_failed("User inactive or deleted." if outcome.found else "Invalid token.")
 
 
 def issue_token(
@@ -139,6 +139,7 @@ def issue_token(
     user_agent: str = "",
     uid: int | None = None,
     issued_by: AbstractBaseUser | None = None,
+    guard: Guard | None = None,
     now: datetime | None = None,
 ) -> IssuedAgoraToken:
     """Issue an Agora token of `service` (rtc, rtm, rtc+rtm) for the user's own uid in `slot`
@@ -148,6 +149,8 @@ def issue_token(
     the API token, in the same query); otherwise it is looked up, or drawn on first need.
     `rtm_user_id`: what the tutorial's /rtmtoken asked for; it must be the caller's own.
     `issued_by`: the admin issuing it for `user` (the admin's temporary-token page).
+    `guard`: the API key the request came with, re-read as the audit row is written (401 if
+    it was revoked meanwhile), and the budget that statement counts (429 when spent).
     """
     # validate
     _validated("service", validators.validate_service, service)
@@ -180,7 +183,8 @@ def issue_token(
     if service == Service.RTM:
         _check_own_rtm_user_id(rtm_user_id, own_rtm_user_id)
     # build
-    unix_now = int((now or timezone.now()).timestamp())  # Agora's tokens count whole seconds
+    now = now or timezone.now()
+    unix_now = int(now.timestamp())  # Agora's tokens count whole seconds
     built = _build(
         service, app_id=app_id, certificate=certificate, channel=channel, uid=uid, role=role,
         lifetime=lifetime, now=unix_now, version=version,
@@ -189,18 +193,24 @@ def issue_token(
     expires_at = datetime.fromtimestamp(built.expires_at, tz=UTC)
     # record: committed before the token is returned (no row, no token)
     fingerprint = token_sha256(built.token)
-    record_id = _record(
-        issued_at=issued_at, expires_at=expires_at, user_id=user.pk, username=user.get_username(),
-        service=service, version=built.version, channel=channel, uid=uid, slot=slot,
-        rtm_user_id=own_rtm_user_id, role=role, source=source, client_ip=client_ip or None,
-        user_agent=_printable(user_agent)[:USER_AGENT_MAX], token_sha256=fingerprint,
-        issued_by_id=issued_by.pk if issued_by is not None else None,
-    )  # fmt: skip
+    values = {
+        "issued_at": issued_at, "expires_at": expires_at, "service": service, "version": built.version,
+        "channel": channel, "uid": uid, "slot": slot, "rtm_user_id": own_rtm_user_id, "role": role,
+        "source": source, "client_ip": client_ip or None,
+        "user_agent": _printable(user_agent)[:USER_AGENT_MAX],
+        "token_sha256": fingerprint, "issued_by_id": issued_by.pk if issued_by is not None else None,
+    }  # fmt: skip
+    outcome = statements.record(
+        values, digest=guard and guard.digest, user_id=user.pk, window=guard and guard.window, now=now
+    )
+    if outcome.record_id is None:
+        raise _refused(guard, outcome, now=now)
+    record_id = outcome.record_id
     metrics.count_token(service=service, version=built.version, source=source, role=role)
 
     logger.info(
         "issued %s token id=%s user=%s uid=%s slot=%s channel=%r role=%s version=%s source=%s sha256=%.12s",
-        service, record_id, user.get_username(), uid, slot, channel, role, built.version, source, fingerprint,
+        service, record_id, outcome.username, uid, slot, channel, role, built.version, source, fingerprint,
     )  # fmt: skip
     # answer
     return IssuedAgoraToken(

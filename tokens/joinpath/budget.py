@@ -1,10 +1,17 @@
-"""Request budgets: a fixed-window counter per (scope, caller), one atomic cache operation each.
+"""Request budgets: a fixed-window counter per (scope, caller), one atomic operation each.
 
 DRF's own throttles read, append to and rewrite a pickled list of every request time in the
 window, per request; two processes doing that at once can both let through the request that
-goes over the limit. Here each request is one atomic increment of the window's counter
-(a Lua INCR+EXPIRE on Redis, one round trip; a locked increment in local memory), so N are
-allowed in a window and never N+1, across every process that shares the cache.
+goes over the limit. Here each request is one atomic increment of the window's counter, so N
+are allowed in a window and never N+1, across every process that shares the counter:
+
+- in the cache (`ScopedThrottle`): a Lua INCR+EXPIRE on Redis, one round trip; a locked
+  increment in local memory. Logins, and on SQLite the token endpoints (`TokenBudget`).
+- on PostgreSQL, the token endpoints' budget is a database counter (tokens.models.Counter)
+  counted by the very statement that writes the token's audit row (tokens/joinpath/
+  statements.py), so the budget costs no round trip of its own, and it is counted only for a
+  caller whose key and account still hold: a revoked key cannot spend its former owner's
+  budget. A request that ends without a token (refused, invalid) is counted by `settle`.
 """
 
 from __future__ import annotations
@@ -12,17 +19,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from contextlib import suppress
 from functools import lru_cache
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 from redis.exceptions import NoScriptError
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from tokens.clients import client_ip
-from tokens.exceptions import TokenServiceError
+from tokens.exceptions import TokenServiceError, authentication_failed, throttled
+from tokens.joinpath import statements
+from tokens.joinpath.authentication import INACTIVE, INVALID, ApiCaller, forget
 
 logger = logging.getLogger(__name__)
 
@@ -98,27 +109,30 @@ def increment(key: str, ttl: int) -> int:
         raise CacheUnavailableError(type(exc).__name__) from exc
 
 
+def _window_key(scope: str, ident: str, now: float) -> tuple[str, int, int]:
+    window = rate_for(scope)[1]
+    window_index = int(now // window)
+    return f"throttle:{scope}:{ident}:{window_index}", window_index, window
+
+
 def hit(scope: str, ident: str, *, now: float | None = None) -> int | None:
     """Count one request of `ident` against `scope`'s budget: None when allowed, else the whole
     seconds until the window ends. Raises CacheUnavailableError when the cache cannot count."""
     limit, window = rate_for(scope)
     now = time.time() if now is None else now
-    window_index = int(now // window)
-    count = increment(f"throttle:{scope}:{ident}:{window_index}", window + 1)
+    key, window_index, window = _window_key(scope, ident, now)
+    count = increment(key, window + 1)
     if count <= limit:
         return None
     return max(1, int((window_index + 1) * window - now + 0.999))
 
 
-def throttled(wait: int) -> TokenServiceError:
-    """The 429 every throttled request gets, with Retry-After."""
-    unit = "second" if wait == 1 else "seconds"
-    return TokenServiceError(
-        "throttled",
-        f"Request was throttled. Expected available in {wait} {unit}.",
-        status=429,
-        headers={"Retry-After": str(wait)},
-    )
+def give_back(scope: str, ident: str, *, at: float) -> None:
+    """Take back the request counted at `at` (a revoked key found out later must not have spent
+    its former owner's budget); nothing if the cache cannot."""
+    key, _, _ = _window_key(scope, ident, at)
+    with suppress(Exception):  # gone, expired, or the cache is down: nothing to give back
+        caches["default"].decr(key)
 
 
 _last_skip_log = 0.0
@@ -142,14 +156,19 @@ class ScopedThrottle(BaseThrottle):
     unthrottled.
     """
 
-    def allow_request(self, request, view):
-        scope = view.throttle_scope
+    @staticmethod
+    def ident(request) -> str:
         user = request.user
-        ident = (
+        return (
             f"user:{user.pk}" if user and user.is_authenticated else f"ip:{client_ip(request) or 'unknown'}"
         )
+
+    def allow_request(self, request, view):
+        return self.charge(view.throttle_scope, self.ident(request), view, now=time.time())
+
+    def charge(self, scope: str, ident: str, view, *, now: float) -> bool:
         try:
-            wait = hit(scope, ident)
+            wait = hit(scope, ident, now=now)
         except CacheUnavailableError:
             if getattr(view, "throttle_fails_open", False):
                 log_skipped_budget(scope)
@@ -160,3 +179,69 @@ class ScopedThrottle(BaseThrottle):
         if wait is not None:
             raise throttled(wait)
         return True
+
+
+def window_for(scope: str, user) -> statements.Window:
+    """The database counter of `user`'s budget in `scope` (PostgreSQL)."""
+    limit, seconds = rate_for(scope)
+    return statements.Window(key=f"budget:{scope}:{user.pk}", limit=limit, seconds=seconds)
+
+
+class TokenBudget(ScopedThrottle):
+    """The token endpoints' budget per user (THROTTLE_TOKENS_RATE). On PostgreSQL it is handed
+    to the view as `view.budget_window` for the audit row's statement to count; elsewhere it is
+    counted here, in the cache, before the request is read, and remembered as
+    `view.budget_charged` so that it can be given back (`give_back`) if the key turns out to
+    have been revoked."""
+
+    def allow_request(self, request, view):
+        return self.count(request.user, view, client=request)
+
+    def count(self, user, view, *, client) -> bool:
+        """Count one request of `user` (`client`: the request, for an anonymous caller's IP)."""
+        if statements.budget_in_statement() and user.is_authenticated:
+            view.budget_window = window_for(view.throttle_scope, user)
+            return True
+        scope, now = view.throttle_scope, time.time()
+        ident = f"user:{user.pk}" if user.is_authenticated else f"ip:{client_ip(client) or 'unknown'}"
+        allowed = self.charge(scope, ident, view, now=now)
+        view.budget_charged = (scope, ident, now)
+        return allowed
+
+
+def settle(view, exc: Exception) -> Exception:
+    """What a token request that ends without a token answers. The 401 of a key revoked
+    meanwhile outranks any other error, as it would in DRF's order (a key taken from memory is
+    read again here); on PostgreSQL the request is counted against its budget in the same
+    statement, whose 429 outranks the request's own error too; a revoked key's budget charged
+    in the cache is given back."""
+    caller = view.auth if isinstance(view.auth, ApiCaller) else None
+    window, view.budget_window = view.budget_window, None
+    now = timezone.now()
+    if isinstance(exc, TokenServiceError) and exc.code == "authentication_failed":
+        revoked = exc  # the audit row's statement found the key gone
+    elif window is not None:  # PostgreSQL: count it, re-reading the caller
+        outcome = statements.charge(
+            window=window, digest=caller and caller.digest, user_id=view.user.pk, now=now
+        )
+        if caller is not None and not (outcome.found and outcome.active):
+            revoked = authentication_failed(INACTIVE if outcome.found else INVALID)
+        elif outcome.counted is not None and outcome.counted > window.limit:
+            return throttled(max(1, int((outcome.resets_at - now).total_seconds() + 0.999)))
+        else:
+            return exc
+    elif caller is not None and not caller.fresh:
+        row = statements.find_caller(caller.digest, now=now)
+        active = row is not None and row.user_fields["is_active"]
+        if active:
+            return exc
+        revoked = authentication_failed(INACTIVE if row is not None else INVALID)
+    else:
+        return exc
+    if caller is not None:
+        forget(caller.digest)
+    charged = getattr(view, "budget_charged", None)
+    if charged is not None:
+        scope, ident, at = charged
+        give_back(scope, ident, at=at)
+    return revoked

@@ -1,0 +1,60 @@
+"""What each token endpoint answers: one field list per endpoint, which yields both the body
+(built straight from what issuance returns) and the serializer the OpenAPI schema describes
+it with, so the two cannot drift apart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+
+from rest_framework import serializers
+
+from tokens.services.issuance import IssuedAgoraToken
+
+
+def _iso(moment: datetime) -> str:
+    # DRF's ISO 8601 rendering of a UTC datetime.
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+# name -> (its value in the body, the schema field describing it)
+_FIELDS: dict[str, tuple[Callable[[IssuedAgoraToken], object], Callable[[], serializers.Field]]] = {
+    "token": (lambda issued: issued.token, serializers.CharField),
+    "app_id": (lambda issued: issued.app_id, serializers.CharField),
+    "channel": (lambda issued: issued.channel, serializers.CharField),
+    "uid": (lambda issued: issued.uid, serializers.IntegerField),
+    "rtm_user_id": (lambda issued: issued.rtm_user_id, serializers.CharField),
+    "user_id": (lambda issued: issued.rtm_user_id, serializers.CharField),  # RTM's name for it
+    "role": (lambda issued: issued.role, serializers.CharField),
+    "version": (lambda issued: issued.version, serializers.CharField),
+    "issued_at": (lambda issued: _iso(issued.issued_at), serializers.DateTimeField),
+    "expires_at": (lambda issued: _iso(issued.expires_at), serializers.DateTimeField),
+    "expires_in": (lambda issued: issued.expires_in, serializers.IntegerField),
+}
+
+
+@dataclass(frozen=True)
+class Output:
+    """A token endpoint's answer: `body(issued)` and `serializer` (the schema's), both from
+    `fields`."""
+
+    name: str  # the schema component's name
+    fields: tuple[str, ...]
+
+    def body(self, issued: IssuedAgoraToken) -> dict:
+        return {name: _FIELDS[name][0](issued) for name in self.fields}
+
+    @cached_property
+    def serializer(self) -> type[serializers.Serializer]:
+        declared = {name: _FIELDS[name][1]() for name in self.fields}
+        return type(self.name, (serializers.Serializer,), declared)
+
+
+_TIMES = ("version", "issued_at", "expires_at", "expires_in")
+RTC = Output("RtcTokenOutput", ("token", "app_id", "channel", "uid", "role", *_TIMES))
+RTC_RTM = Output("RtcRtmTokenOutput", ("token", "app_id", "channel", "uid", "rtm_user_id", "role", *_TIMES))
+RTM = Output("RtmTokenOutput", ("token", "app_id", "user_id", *_TIMES))
+COMPAT_RTC = Output("CompatRtcOutput", ("uid", "token"))
+COMPAT_RTM = Output("CompatRtmOutput", ("token",))

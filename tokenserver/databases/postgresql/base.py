@@ -1,0 +1,27 @@
+"""Django's PostgreSQL backend, with `fetch_one`: one statement, server-side prepared once per
+(persistent) connection. Planning the join path's statement costs PostgreSQL more than
+running it (bench/RESULTS.md); the connection's OPTIONS set psycopg's `prepare_threshold`
+so that psycopg prepares nothing else on its own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import psycopg
+from django.db.backends.postgresql import base
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def fetch_all(self, sql: str, params: Sequence, *, write: bool = False) -> list[tuple]:
+        """Run one statement (`sql` with %s placeholders) and return its rows. When Django logs
+        queries (DEBUG, CaptureQueriesContext) or an execute wrapper is installed, through
+        Django's cursor, so every count and wrapper sees it; otherwise prepared on the server."""
+        if self.queries_logged or self.execute_wrappers:
+            with self.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall()
+        if self.connection is None:
+            self.ensure_connection()
+        with self.wrap_database_errors, psycopg.Cursor(self.connection) as cursor:
+            cursor.execute(sql, params, prepare=True)
+            return cursor.fetchall()
