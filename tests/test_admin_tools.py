@@ -234,7 +234,7 @@ def test_the_export_streams_the_filtered_and_searched_rows(admin_client, user, d
     issue_token(user=user, service="rtm", user_agent='=HYPERLINK("http://x")')
     everything = _csv(admin_client.get(EXPORT))
     assert len(everything) == 5
-    from tokens.admin_views import EXPORT_COLUMNS
+    from tokens.admin.views import EXPORT_COLUMNS
 
     assert tuple(everything[0]) == EXPORT_COLUMNS
     assert EXPORT_COLUMNS[:3] == ("id", "issued_at", "expires_at") and "token_sha256" in EXPORT_COLUMNS

@@ -17,7 +17,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.html import format_html
 
-from tokens import admin_views, agora
+from tokens import agora
+from tokens.admin import views as admin_views
 from tokens.models import AgoraIdentity, ChannelRule, IssuedToken, token_sha256
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -248,7 +249,7 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
         return queryset.filter(match), False
 
     # The row's page lists who actually joined: Agora's channel events for its uid and channel
-    # after issue (tokens/admin_events.py).
+    # after issue (tokens/admin/channel_events.py).
     readonly_fields = ("channel_events",)
 
     def get_fields(self, request, obj=None):
@@ -256,7 +257,7 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
 
     @admin.display(description="joins and leaves after issue")
     def channel_events(self, row: IssuedToken) -> str:
-        from tokens.admin_events import channel_events_after_issue
+        from tokens.admin.channel_events import channel_events_after_issue
 
         return channel_events_after_issue(row)
 
@@ -342,4 +343,4 @@ class UserWithAgoraAdmin(ListFilterLookupsOnly, user_admin_class):
 
 
 # Registers the channel events' admin (it builds on the classes above).
-from tokens import admin_events  # noqa: E402, F401
+from tokens.admin import channel_events  # noqa: E402, F401
