@@ -307,7 +307,7 @@ def test_the_list_runs_no_distinct_and_no_uncapped_count(admin_client, user, dja
 
 
 def test_the_row_count_stops_at_its_cap(admin_client, user, monkeypatch):
-    from tokens.admin import CappedCountPaginator
+    from tokens.admin.base import CappedCountPaginator
 
     monkeypatch.setattr(CappedCountPaginator, "COUNT_CAP", 3)
     for i in range(5):
