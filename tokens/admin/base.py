@@ -46,7 +46,8 @@ class ReadOnlyAdmin(ListFilterLookupsOnly, admin.ModelAdmin):
         return False
 
 
-def _uid_term(term: str) -> int | None:
+def uid_term(term: str) -> int | None:
+    """The uid a search term names (a whole number within Agora's uid range), or None."""
     # Length first: int() of a huge digit string is slow and, past 4300 digits, an error.
     if len(term) <= 10 and term.isascii() and term.isdigit() and agora.UID_MIN <= int(term) <= agora.UID_MAX:
         return int(term)
@@ -57,7 +58,7 @@ def _uid_term(term: str) -> int | None:
 _DATE_PARTS = {"year": (1, 9998), "month": (1, 12), "day": (1, 31)}
 
 
-def _checked_date_filters(request, field: str):
+def checked_date_filters(request, field: str):
     """The request with its date filters on `field` validated (400 naming the parameter when
     out of range or unparsable) and made time-zone aware, so the changelist never computes
     a date past year 9999 or compares against a naive one."""

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from tokens import ncs
-from tokens.admin.base import ExactValueFilter, ReadOnlyAdmin, _checked_date_filters, _uid_term
+from tokens.admin.base import ExactValueFilter, ReadOnlyAdmin, checked_date_filters, uid_term
 from tokens.models import ChannelEvent, IssuedToken
 
 # How many of a uid's events in a channel an audit row's page lists.
@@ -72,7 +72,7 @@ class ChannelEventAdmin(ReadOnlyAdmin):
     )
 
     def get_changelist_instance(self, request):
-        changelist = super().get_changelist_instance(_checked_date_filters(request, "occurred_at"))
+        changelist = super().get_changelist_instance(checked_date_filters(request, "occurred_at"))
         if changelist.query:
             changelist.date_hierarchy = None  # as the audit log's: no MIN/MAX walk after a search
         return changelist
@@ -82,7 +82,7 @@ class ChannelEventAdmin(ReadOnlyAdmin):
         if not term:
             return queryset, False
         match = Q(channel=term)
-        uid = _uid_term(term)
+        uid = uid_term(term)
         if uid is not None:
             match |= Q(uid=uid)
         # The user's id first (one indexed lookup), so the search stays on this table's indexes.

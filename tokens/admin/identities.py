@@ -4,7 +4,7 @@ user's slots on the user's page."""
 from django.contrib import admin
 from django.db.models import Q
 
-from tokens.admin.base import ReadOnlyAdmin, _uid_term
+from tokens.admin.base import ReadOnlyAdmin, uid_term
 from tokens.models import AgoraIdentity
 
 
@@ -20,7 +20,7 @@ class AgoraIdentityAdmin(ReadOnlyAdmin):
         if not term:
             return queryset, False
         match = Q(user__username=term)
-        uid = _uid_term(term)
+        uid = uid_term(term)
         if uid is not None:
             match |= Q(uid=uid)
         return queryset.filter(match), False

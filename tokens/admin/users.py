@@ -13,7 +13,7 @@ from tokens.admin.identities import AgoraIdentityInline
 User = get_user_model()
 # The user admin registered before this one (Django's UserAdmin if a custom user model has
 # none): this one extends it, and tokens/admin/__init__.py puts it in its place.
-user_admin_class = type(admin.site._registry[User]) if admin.site.is_registered(User) else UserAdmin
+user_admin_class = type(admin.site.get_model_admin(User)) if admin.site.is_registered(User) else UserAdmin
 
 
 class UserWithAgoraAdmin(ListFilterLookupsOnly, user_admin_class):
