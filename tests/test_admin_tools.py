@@ -234,7 +234,7 @@ def test_the_export_streams_the_filtered_and_searched_rows(admin_client, user, d
     issue_token(user=user, service="rtm", user_agent='=HYPERLINK("http://x")')
     everything = _csv(admin_client.get(EXPORT))
     assert len(everything) == 5
-    from tokens.admin_views import EXPORT_COLUMNS
+    from tokens.admin.views import EXPORT_COLUMNS
 
     assert tuple(everything[0]) == EXPORT_COLUMNS
     assert EXPORT_COLUMNS[:3] == ("id", "issued_at", "expires_at") and "token_sha256" in EXPORT_COLUMNS
@@ -307,7 +307,7 @@ def test_the_list_runs_no_distinct_and_no_uncapped_count(admin_client, user, dja
 
 
 def test_the_row_count_stops_at_its_cap(admin_client, user, monkeypatch):
-    from tokens.admin import CappedCountPaginator
+    from tokens.admin.base import CappedCountPaginator
 
     monkeypatch.setattr(CappedCountPaginator, "COUNT_CAP", 3)
     for i in range(5):

@@ -1,4 +1,10 @@
-"""The admin site: Django's, with a clear answer when a login is locked out."""
+"""The admin site: Django's, with a clear answer when a login is locked out.
+
+Beside the tokens.admin package, not in it: importing any module of the package runs its
+__init__, which registers the model admins on the default site, and Django imports this
+class while it builds that very site (their registrations would go to a site it then
+replaces).
+"""
 
 from django.contrib import admin
 from django.template.response import TemplateResponse

@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.admin.views.main import ERROR_FLAG, PAGE_VAR
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.template.loader import render_to_string
@@ -14,43 +13,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from tokens import ncs
-from tokens.admin import ReadOnlyAdmin, _checked_date_filters, _uid_term
+from tokens.admin.base import ExactValueFilter, ReadOnlyAdmin, checked_date_filters, uid_term
 from tokens.models import ChannelEvent, IssuedToken
 
 # How many of a uid's events in a channel an audit row's page lists.
 EVENTS_AFTER_ISSUE_LIMIT = 50
-
-
-class ExactValueFilter(admin.FieldListFilter):
-    """A box for one exact value: a column with unbounded values (channel names) gets no
-    SELECT DISTINCT over millions of rows, only an indexed equality."""
-
-    template = "admin/tokens/exact_value_filter.html"
-
-    def __init__(self, field, request, params, model, model_admin, field_path):
-        self.parameter_name = f"{field_path}__exact"
-        values = params.get(self.parameter_name) or []
-        self.value = values[-1] if values else None
-        # The list's other parameters ride along when the box is submitted.
-        skip = {self.parameter_name, PAGE_VAR, ERROR_FLAG}
-        self.hidden = [(k, v) for k, vs in request.GET.lists() if k not in skip for v in vs]
-        super().__init__(field, request, params, model, model_admin, field_path)
-
-    def expected_parameters(self):
-        return [self.parameter_name]
-
-    def choices(self, changelist):
-        yield {
-            "selected": self.value is None,
-            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
-            "display": "All",
-        }
-        if self.value is not None:
-            yield {
-                "selected": True,
-                "query_string": changelist.get_query_string({self.parameter_name: self.value}),
-                "display": self.value or "(none)",
-            }
 
 
 class PickedUserFilter(admin.RelatedFieldListFilter):
@@ -70,7 +37,6 @@ class PickedUserFilter(admin.RelatedFieldListFilter):
         return True
 
 
-@admin.register(ChannelEvent)
 class ChannelEventAdmin(ReadOnlyAdmin):
     list_display = (
         "occurred_at",
@@ -106,7 +72,7 @@ class ChannelEventAdmin(ReadOnlyAdmin):
     )
 
     def get_changelist_instance(self, request):
-        changelist = super().get_changelist_instance(_checked_date_filters(request, "occurred_at"))
+        changelist = super().get_changelist_instance(checked_date_filters(request, "occurred_at"))
         if changelist.query:
             changelist.date_hierarchy = None  # as the audit log's: no MIN/MAX walk after a search
         return changelist
@@ -116,7 +82,7 @@ class ChannelEventAdmin(ReadOnlyAdmin):
         if not term:
             return queryset, False
         match = Q(channel=term)
-        uid = _uid_term(term)
+        uid = uid_term(term)
         if uid is not None:
             match |= Q(uid=uid)
         # The user's id first (one indexed lookup), so the search stays on this table's indexes.
