@@ -213,8 +213,9 @@ def test_a_read_is_retried_after_a_server_error_a_dropped_connection_or_a_hang(f
     assert len(slept) == 1
 
 
-def test_a_429_is_retried_after_the_retry_after_it_names(fake, slept):
-    fake.fail_next(1, 429, retry_after="2")
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_429_or_503_is_retried_after_the_retry_after_it_names(fake, slept, status):
+    fake.fail_next(1, status, retry_after="2")
     assert list_ban_rules() == []
     assert len(fake.requests) == 2
     assert slept == [2.0]
@@ -226,6 +227,14 @@ def test_a_429_retry_after_given_as_an_http_date_is_honoured(fake, slept):
     list_ban_rules()
     assert len(slept) == 1
     assert 1 <= slept[0] <= 3
+
+
+@pytest.mark.parametrize("value", ["soon", "nan", "-5"])
+def test_a_retry_after_that_is_no_number_of_seconds_falls_back_to_the_backoff(fake, slept, value):
+    fake.fail_next(1, 429, retry_after=value)
+    list_ban_rules()
+    assert len(slept) == 1
+    assert slept[0] == (0.0 if value == "-5" else pytest.approx(0.0075, abs=0.0025))
 
 
 def test_a_429_asking_for_longer_than_the_backoff_cap_is_handed_back_at_once(fake, slept):

@@ -34,6 +34,7 @@ import base64
 import enum
 import ipaddress
 import logging
+import math
 import os
 import secrets
 import threading
@@ -428,12 +429,11 @@ def _answer(response: httpx.Response, config: _Config) -> tuple[int, dict] | _Fa
         error = AgoraRestError(ErrorKind.UNAVAILABLE, "answer is not a JSON object", status=status)
         return _Failure(error, maybe_done=True)
     reason = _reason(parsed, status, config)
-    if status == 429:
-        retry_after = _retry_after(response.headers.get("Retry-After"))
+    if status == 429 or status >= 500:
+        # A 429 was refused unprocessed; a 5xx may have been carried out before it failed.
+        retry_after = _retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
         error = AgoraRestError(ErrorKind.UNAVAILABLE, reason, status=status, retry_after=retry_after)
-        return _Failure(error, maybe_done=False)  # refused unprocessed
-    if status >= 500:
-        return _Failure(AgoraRestError(ErrorKind.UNAVAILABLE, reason, status=status), maybe_done=True)
+        return _Failure(error, maybe_done=status != 429)
     kind = ErrorKind.AUTH if status in (401, 403) else ErrorKind.REJECTED
     return _Failure(AgoraRestError(kind, reason, status=status), maybe_done=False)  # refused
 
@@ -459,7 +459,7 @@ def _retry_after(value: str | None) -> float | None:
             seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
         except (TypeError, ValueError):
             return None
-    return max(seconds, 0.0)
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def _delay(attempt: int, error: AgoraRestError, config: _Config) -> float | None:
