@@ -11,6 +11,7 @@ from django.db import DatabaseError
 from django.utils.module_loading import import_string
 
 from tokens import agora
+from tokens.agora_rest.client import rest_configuration_problems
 from tokens.policies import BUILT_IN_CHANNEL_POLICIES, PUBLISHER_POLICIES
 from tokens.validators import MIN_LIFETIME
 
@@ -134,6 +135,40 @@ def check_uids_within_uid_max(app_configs=None, **kwargs) -> list[Warning]:
             id="tokens.W014",
         )
     ]
+
+
+# Each AGORA_REST_* knob the REST client cannot work with is an error of its own.
+REST_SETTING_CHECKS = {
+    "AGORA_REST_URL": "tokens.E031",
+    "AGORA_REST_TIMEOUT": "tokens.E032",
+    "AGORA_REST_CONNECT_TIMEOUT": "tokens.E032",
+    "AGORA_REST_RETRIES": "tokens.E033",
+    "AGORA_REST_BACKOFF": "tokens.E034",
+    "AGORA_REST_BACKOFF_MAX": "tokens.E034",
+}
+
+
+@register("agora")
+def check_agora_rest_settings(app_configs=None, **kwargs) -> list[Error | Warning]:
+    """Agora's REST API: without a customer id and secret moderation is off (a warning: the
+    token server works without it); a malformed URL, timeout, retry count or backoff is an error."""
+    problems = rest_configuration_problems()
+    messages: list[Error | Warning] = []
+    missing = [name for name in ("AGORA_CUSTOMER_ID", "AGORA_CUSTOMER_SECRET") if name in problems]
+    if missing:
+        messages.append(
+            Warning(
+                "; ".join(f"{name} {problems[name]}" for name in missing)
+                + ": moderation through Agora's REST API (kick, ban, channel user lists) is off.",
+                hint="Create a RESTful API key in Agora Console (Developer Toolkit > RESTful API) and "
+                "set AGORA_CUSTOMER_ID and AGORA_CUSTOMER_SECRET to its Customer ID and Customer Secret.",
+                id="tokens.W030",
+            )
+        )
+    for name, check_id in REST_SETTING_CHECKS.items():
+        if name in problems:
+            messages.append(Error(f"{name} {problems[name]}.", id=check_id))
+    return messages
 
 
 def _writable_directory(path: str) -> bool:

@@ -10,6 +10,7 @@ finished page, whatever part of it they reached (settings, locals, the exception
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from urllib.parse import unquote
@@ -40,14 +41,20 @@ def _url_passwords(value: object) -> list[str]:
 
 
 def configured_secrets() -> list[str]:
-    """Every secret this deployment holds: Agora's certificate, the NCS secret, Django's key,
-    database passwords, the demo password, and the password inside any URL in any setting."""
+    """Every secret this deployment holds: Agora's certificate, the NCS secret, the REST API's
+    customer secret and the Basic credential made of it, Django's key, database passwords, the
+    demo password, and the password inside any URL in any setting."""
+    customer_secret = getattr(settings, "AGORA_CUSTOMER_SECRET", "")
     candidates = [
         getattr(settings, "AGORA_APP_CERTIFICATE", ""),
         getattr(settings, "AGORA_NCS_SECRET", ""),
+        customer_secret,
         settings.SECRET_KEY,
         getattr(settings, "DEMO_PASSWORD", ""),
     ]
+    if customer_secret:  # what an Authorization header to Agora carries, base64(id:secret)
+        pair = f"{getattr(settings, 'AGORA_CUSTOMER_ID', '')}:{customer_secret}"
+        candidates.append(base64.b64encode(pair.encode()).decode())
     candidates += [database.get("PASSWORD", "") for database in settings.DATABASES.values()]
     for name in dir(settings):
         if name.isupper():

@@ -246,6 +246,21 @@ AGORA_UID_MAX = env.int("AGORA_UID_MAX", default=4294967295)
 # Secret of Agora Notifications (Console > Notifications): POST /webhooks/agora/ accepts only
 # bodies signed with it (Agora-Signature-V2) and answers 404 while it is empty.
 AGORA_NCS_SECRET = env.str("AGORA_NCS_SECRET", default="")
+# Agora's Channel Management REST API (kick, ban, who is in a channel), tokens/agora_rest/:
+# HTTP Basic auth with a RESTful API key from Agora Console (Developer Toolkit > RESTful API),
+# not the App Certificate. Without both moderation is off and `manage.py check` warns (W030).
+AGORA_CUSTOMER_ID = env.str("AGORA_CUSTOMER_ID", default="")
+AGORA_CUSTOMER_SECRET = env.str("AGORA_CUSTOMER_SECRET", default="")
+AGORA_REST_URL = env.str("AGORA_REST_URL", default="https://api.agora.io")
+# Seconds to wait for an answer; Agora advises at least 20 so a ban's rule id is not lost.
+AGORA_REST_TIMEOUT = env.float("AGORA_REST_TIMEOUT", default=20.0)
+AGORA_REST_CONNECT_TIMEOUT = env.float("AGORA_REST_CONNECT_TIMEOUT", default=5.0)
+# Attempts per call, the first included (1: no retry), on 5xx, 429, timeouts and lost connections.
+AGORA_REST_RETRIES = env.int("AGORA_REST_RETRIES", default=4)
+# Backoff between attempts: BACKOFF doubled each time, with jitter, at most BACKOFF_MAX seconds;
+# a 429 whose Retry-After asks for longer than BACKOFF_MAX is handed back to the caller instead.
+AGORA_REST_BACKOFF = env.float("AGORA_REST_BACKOFF", default=0.5)
+AGORA_REST_BACKOFF_MAX = env.float("AGORA_REST_BACKOFF_MAX", default=8.0)
 
 # Development account that `make run` creates (only while DJANGO_DEBUG is true).
 DEMO_USERNAME = env.str("DEMO_USERNAME", default="demo")
