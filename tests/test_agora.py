@@ -1,5 +1,7 @@
 import base64
+import importlib
 import zlib
+from types import SimpleNamespace
 
 import pytest
 
@@ -22,8 +24,31 @@ VECTOR_006_PUBLISHER = (
     "006970CA35de60c44645bbae8a215061b33IACMv3I+fsRSejxy6luEwzA/1t/zbEHWfJCJ5m8ssFP/fLdIfRBXoFHlIgABAAAAR/QQAAQAAQCv"
     "KDdWAgCvKDdWAwCvKDdWBACvKDdW"
 )
+RTC_NAMES = {
+    1: "join_channel",
+    2: "publish_audio_stream",
+    3: "publish_video_stream",
+    4: "publish_data_stream",
+}
 PRIVILEGE_TS = 1446455471
 NOW = 1_800_000_000
+SALT = 4242
+ALL_RIGHTS = {"audio", "video", "data"}
+
+
+@pytest.fixture
+def agora_pinned(monkeypatch):
+    """Pin the clock and the salt inside agoraiotools, whose builders take neither: NOW, SALT."""
+    module = importlib.import_module("agoraiotools.AccessToken2")  # the package shadows it with a class
+    monkeypatch.setattr(module, "time", SimpleNamespace(time=lambda: NOW))
+    monkeypatch.setattr(
+        module, "secrets", SimpleNamespace(SystemRandom=lambda: SimpleNamespace(randint=lambda a, b: SALT))
+    )
+    return module
+
+
+def _credentials():
+    return {"app_id": APP_ID, "app_certificate": CERT}
 
 
 def test_007_vector_is_reproduced_byte_for_byte():
@@ -108,6 +133,7 @@ def test_rtc_007_token_carries_uid_channel_privileges_and_lifetime(publisher, pr
     assert (rtc.channel, rtc.account) == ("room 1", "4294967295")
     assert rtc.privileges == dict.fromkeys(privileges, 900)
     assert agora.verify(built.token, CERT)
+    assert built.privilege_expires_at == {"rtc": {RTC_NAMES[p]: NOW + 900 for p in sorted(privileges)}}
 
 
 @pytest.mark.parametrize(("publisher", "privileges"), [(True, {1, 2, 3, 4}), (False, {1})])
@@ -268,3 +294,149 @@ def test_inspect_summarises_a_token_and_its_signature():
     }
     assert agora.inspect(VECTOR_006_JOIN, CERT)["signature_valid"] is None
     assert agora.inspect(VECTOR_006_JOIN, CERT, channel=CHANNEL, account=str(UID))["signature_valid"] is True
+
+
+# --- per-privilege expiries (RTC 007) ---------------------------------------------------------
+
+
+def _rtc(publish, join_lifetime=900, version="007", **extra):
+    return agora.build_rtc_token_with_privileges(
+        **_credentials(), channel="stage", uid=UID, join_lifetime=join_lifetime, publish=publish,
+        now=NOW, version=version, salt=SALT, **extra,
+    )  # fmt: skip
+
+
+def test_each_rtc_privilege_ends_on_its_own_and_the_token_with_the_join_privilege():
+    built = _rtc({"audio": 300, "video": None, "data": 900})
+    decoded = agora.decode(built.token)
+    rtc = decoded.service(agora.SERVICE_RTC)
+    # Video not granted: absent, not zero. Data may last exactly as long as the join.
+    assert rtc.privileges == {1: 900, 2: 300, 4: 900}
+    assert (built.version, built.issued_at, built.expires_at) == ("007", NOW, NOW + 900)
+    assert decoded.expires_at == NOW + 900
+    assert built.privilege_expires_at == {
+        "rtc": {
+            "join_channel": NOW + 900,
+            "publish_audio_stream": NOW + 300,
+            "publish_data_stream": NOW + 900,
+        }
+    }
+    assert agora.verify(built.token, CERT)
+
+
+def test_no_publish_rights_is_a_join_only_token():
+    built = _rtc({})
+    assert agora.decode(built.token).service(agora.SERVICE_RTC).privileges == {1: 900}
+    assert (
+        built.token
+        == agora.build_rtc_token(
+            **_credentials(), channel="stage", uid=UID, publisher=False, lifetime=900, now=NOW, salt=SALT
+        ).token
+    )
+
+
+@pytest.mark.parametrize("right", sorted(ALL_RIGHTS))
+def test_a_publish_privilege_may_not_outlive_the_join_privilege(right):
+    with pytest.raises(ValueError, match=f"publish {right} lifetime .901 s. must not exceed the join"):
+        _rtc({right: 901})
+
+
+@pytest.mark.parametrize("lifetime", [0, -1, 86401, 60.0, True, "60"])
+def test_a_publish_lifetime_beyond_agoras_cap_is_refused(lifetime):
+    with pytest.raises(ValueError, match="publish video lifetime must"):
+        _rtc({"video": lifetime}, join_lifetime=86400)
+
+
+@pytest.mark.parametrize("join_lifetime", [0, 86401, 1.5])
+def test_a_join_lifetime_beyond_agoras_cap_is_refused(join_lifetime):
+    with pytest.raises(ValueError, match="join lifetime must"):
+        _rtc({}, join_lifetime=join_lifetime)
+
+
+def test_unknown_publish_rights_are_refused_by_name():
+    with pytest.raises(ValueError, match="publish rights are audio, video, data, not screen"):
+        _rtc({"audio": 60, "screen": 60})
+
+
+@pytest.mark.parametrize(
+    "publish",
+    [
+        {"audio": 900},
+        {"audio": 900, "video": 900},
+        {"audio": 900, "video": 900, "data": 300},
+        {"audio": 600, "video": 600, "data": 600},
+    ],
+)
+def test_version_006_refuses_per_media_rights_naming_the_version(publish):
+    with pytest.raises(ValueError, match="version 006 cannot grant publish audio, video or data apart"):
+        _rtc(publish, version="006")
+
+
+@pytest.mark.parametrize(("publish", "publisher"), [(dict.fromkeys(ALL_RIGHTS, 900), True), ({}, False)])
+def test_version_006_takes_all_or_nothing_as_the_role_builder_does(publish, publisher):
+    built = _rtc(publish, version="006")
+    assert built.token == agora.build_rtc_token(
+        **_credentials(), channel="stage", uid=UID, publisher=publisher, lifetime=900, now=NOW, version="006",
+        salt=SALT,
+    ).token  # fmt: skip
+    assert built.expires_at == NOW + 900
+    assert set(built.privilege_expires_at["rtc"].values()) == {NOW + 900}
+    assert agora.verify(built.token, CERT, channel="stage", account=str(UID))
+
+
+@pytest.mark.parametrize("account", [UID, str(UID)])
+def test_per_privilege_token_is_agoras_build_token_with_privilege_byte_for_byte(agora_pinned, account):
+    from agoraiotools.RtcTokenBuilder2 import RtcTokenBuilder2
+
+    # agoraiotools 0.3.4's build_token_with_uid_and_privilege calls a method its base class
+    # lacks (AttributeError); the account variant packs an int uid the same way it would.
+    theirs = RtcTokenBuilder2.build_token_with_user_account_and_privilege(
+        APP_ID, CERT, "stage", account, 900, 900, 300, 600, 120
+    )
+    ours = _rtc({"audio": 300, "video": 600, "data": 120})
+    assert agora.decode(ours.token) == agora.decode(theirs)
+    assert ours.token == theirs  # same zlib in this process
+
+
+@pytest.mark.parametrize("publish", [{"audio": 300}, {"video": 600, "data": 60}, {}])
+def test_a_subset_of_rights_is_what_agoras_service_rtc_packs(agora_pinned, publish):
+    # Agora's builders always add all four privileges; a subset is their ServiceRtc with fewer.
+    token = agora_pinned.AccessToken(APP_ID, CERT, expire=900)
+    service = agora_pinned.ServiceRtc("stage", UID)
+    service.add_privilege(agora_pinned.ServiceRtc.kPrivilegeJoinChannel, 900)
+    ids = {"audio": 2, "video": 3, "data": 4}
+    for right, lifetime in publish.items():
+        service.add_privilege(ids[right], lifetime)
+    token.add_service(service)
+    assert _rtc(publish).token == token.build()
+
+
+def test_per_privilege_rtc_rtm_token_is_agoras_build_token_with_rtm2_byte_for_byte(agora_pinned):
+    from agoraiotools.RtcTokenBuilder2 import Role_Publisher, RtcTokenBuilder2
+
+    theirs = RtcTokenBuilder2.build_token_with_rtm2(
+        APP_ID, CERT, "stage", str(UID), Role_Publisher, 900, 900, 300, 600, 120, str(UID), 900
+    )
+    ours = agora.build_rtc_rtm_token_with_privileges(
+        **_credentials(), channel="stage", uid=UID, join_lifetime=900,
+        publish={"audio": 300, "video": 600, "data": 120}, now=NOW, salt=SALT,
+    )  # fmt: skip
+    assert agora.decode(ours.token) == agora.decode(theirs)
+    assert ours.token == theirs
+    assert ours.expires_at == NOW + 900
+    assert ours.privilege_expires_at == {
+        "rtc": {
+            "join_channel": NOW + 900,
+            "publish_audio_stream": NOW + 300,
+            "publish_video_stream": NOW + 600,
+            "publish_data_stream": NOW + 120,
+        },
+        "rtm": {"login": NOW + 900},
+    }
+
+
+def test_per_privilege_rtc_rtm_token_keeps_the_join_rule():
+    with pytest.raises(ValueError, match="must not exceed the join lifetime"):
+        agora.build_rtc_rtm_token_with_privileges(
+            **_credentials(), channel="stage", uid=UID, join_lifetime=60, publish={"data": 61}, now=NOW
+        )

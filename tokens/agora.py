@@ -21,7 +21,7 @@ import secrets
 import struct
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agora_token_builder.AccessToken import AccessToken as AccessToken006
 from agoraiotools.AccessToken2 import AccessToken as AccessToken007
@@ -54,6 +54,28 @@ PUBLISHER_PRIVILEGES = (
 )
 SUBSCRIBER_PRIVILEGES = (PRIVILEGE_JOIN_CHANNEL,)
 
+# The publish rights a caller grants by name, each an RTC privilege with its own expiry (007).
+PUBLISH_AUDIO = "audio"
+PUBLISH_VIDEO = "video"
+PUBLISH_DATA = "data"
+PUBLISH_RIGHTS = {
+    PUBLISH_AUDIO: PRIVILEGE_PUBLISH_AUDIO,
+    PUBLISH_VIDEO: PRIVILEGE_PUBLISH_VIDEO,
+    PUBLISH_DATA: PRIVILEGE_PUBLISH_DATA,
+}
+
+# Names as Agora's sources spell them (AgoraIO/Tools, AccessToken2 in every language port).
+SERVICE_NAMES = {SERVICE_RTC: "rtc", SERVICE_RTM: "rtm"}
+PRIVILEGE_NAMES = {
+    SERVICE_RTC: {
+        PRIVILEGE_JOIN_CHANNEL: "join_channel",
+        PRIVILEGE_PUBLISH_AUDIO: "publish_audio_stream",
+        PRIVILEGE_PUBLISH_VIDEO: "publish_video_stream",
+        PRIVILEGE_PUBLISH_DATA: "publish_data_stream",
+    },
+    SERVICE_RTM: {PRIVILEGE_RTM_LOGIN_007: "login"},
+}
+
 # Agora's builders draw salts from 1..99999999; so do we.
 SALT_MAX = 99_999_999
 
@@ -67,12 +89,17 @@ class InvalidTokenError(ValueError):
 
 @dataclass(frozen=True)
 class BuiltToken:
-    """A freshly built token and the true moments it was issued and stops working."""
+    """A freshly built token and the true moments it was issued and stops working.
+
+    `privilege_expires_at`: service name -> privilege name -> unix time it ends, for example
+    {"rtc": {"join_channel": t1, "publish_audio_stream": t2}}; a privilege not granted is absent.
+    """
 
     token: str
     version: str
     issued_at: int
     expires_at: int
+    privilege_expires_at: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def expires_in(self) -> int:
@@ -207,16 +234,109 @@ def build_006(
     return token.build()
 
 
-def _check_lifetime(lifetime: int) -> None:
+def _check_lifetime(lifetime: int, name: str = "lifetime") -> None:
     if isinstance(lifetime, bool) or not isinstance(lifetime, int):
-        raise ValueError("lifetime must be an integer")
+        raise ValueError(f"{name} must be an integer")
     if not 1 <= lifetime <= MAX_LIFETIME:
-        raise ValueError(f"lifetime must be within 1..{MAX_LIFETIME} seconds")
+        raise ValueError(f"{name} must be within 1..{MAX_LIFETIME} seconds")
 
 
 def _check_version(version: str) -> None:
     if version not in VERSIONS:
         raise ValueError(f"version must be one of {', '.join(VERSIONS)}")
+
+
+def _check_channel(channel: str) -> None:
+    if not channel:
+        raise ValueError("channel must not be empty")
+
+
+def _rtc_privileges(join_lifetime: int, publish: Mapping[str, int | None]) -> dict[int, int]:
+    """The RTC privileges, in seconds after issue, that a join lifetime and publish rights grant."""
+    _check_lifetime(join_lifetime, "join lifetime")
+    unknown = sorted(str(right) for right in publish if right not in PUBLISH_RIGHTS)
+    if unknown:
+        raise ValueError(f"publish rights are {', '.join(PUBLISH_RIGHTS)}, not {', '.join(unknown)}")
+    privileges = {PRIVILEGE_JOIN_CHANNEL: join_lifetime}
+    for right, lifetime in publish.items():
+        if lifetime is None:
+            continue  # not granted
+        _check_lifetime(lifetime, f"publish {right} lifetime")
+        if lifetime > join_lifetime:
+            # Agora removes the user when the join privilege ends, whatever else is left.
+            raise ValueError(
+                f"publish {right} lifetime ({lifetime} s) must not exceed the join lifetime "
+                f"({join_lifetime} s): the user is removed when the join privilege expires"
+            )
+        privileges[PUBLISH_RIGHTS[right]] = lifetime
+    return dict(sorted(privileges.items()))
+
+
+def _expiries(service_type: int, privileges: Mapping[int, int], now: int) -> dict[str, int]:
+    """Privilege name -> unix time it ends, from privileges in seconds after `now`."""
+    names = PRIVILEGE_NAMES[service_type]
+    return {names[privilege]: now + seconds for privilege, seconds in sorted(privileges.items())}
+
+
+def build_rtc_token_with_privileges(
+    *,
+    app_id: str,
+    app_certificate: str,
+    channel: str,
+    uid: int,
+    join_lifetime: int,
+    publish: Mapping[str, int | None],
+    now: int,
+    version: str = VERSION_007,
+    salt: int | None = None,
+) -> BuiltToken:
+    """An RTC token whose privileges end each on its own: join after `join_lifetime` seconds,
+    and `publish` maps "audio", "video", "data" to a lifetime (None or absent: not granted),
+    none longer than the join's. The token expires with the join privilege. 006 has no
+    per-media rights: there, all three for the join lifetime or none."""
+    _check_version(version)
+    privileges = _rtc_privileges(join_lifetime, publish)
+    _check_uint32("uid", uid, UID_MIN)
+    _check_channel(channel)
+    salt = new_salt() if salt is None else salt
+    if version == VERSION_007:
+        token = build_007(
+            app_id=app_id,
+            app_certificate=app_certificate,
+            issue_ts=now,
+            expire=join_lifetime,
+            salt=salt,
+            rtc=(channel, uid, privileges),
+        )
+    else:
+        granted = tuple(privileges)
+        if granted not in (PUBLISHER_PRIVILEGES, SUBSCRIBER_PRIVILEGES) or len(set(privileges.values())) > 1:
+            raise ValueError(
+                "version 006 cannot grant publish audio, video or data apart or for less than the "
+                "join lifetime (its rights are all or nothing): grant all three for the join "
+                "lifetime, or none, or use version 007"
+            )
+        token = build_006(
+            app_id=app_id,
+            app_certificate=app_certificate,
+            channel=channel,
+            account=str(uid),
+            privileges={privilege: now + seconds for privilege, seconds in privileges.items()},
+            ts=now + TS_006_OFFSET,
+            salt=salt,
+        )
+    return BuiltToken(
+        token=token,
+        version=version,
+        issued_at=now,
+        expires_at=now + join_lifetime,
+        privilege_expires_at={SERVICE_NAMES[SERVICE_RTC]: _expiries(SERVICE_RTC, privileges, now)},
+    )
+
+
+def _role_rights(publisher: bool, lifetime: int) -> dict[str, int]:
+    # Publisher: every publish right for the whole lifetime; subscriber: none.
+    return dict.fromkeys(PUBLISH_RIGHTS, lifetime) if publisher else {}
 
 
 def build_rtc_token(
@@ -235,31 +355,57 @@ def build_rtc_token(
     data; subscriber gets join only. Every privilege lasts `lifetime` seconds from `now`."""
     _check_version(version)
     _check_lifetime(lifetime)
+    return build_rtc_token_with_privileges(
+        app_id=app_id,
+        app_certificate=app_certificate,
+        channel=channel,
+        uid=uid,
+        join_lifetime=lifetime,
+        publish=_role_rights(publisher, lifetime),
+        now=now,
+        version=version,
+        salt=salt,
+    )
+
+
+def build_rtc_rtm_token_with_privileges(
+    *,
+    app_id: str,
+    app_certificate: str,
+    channel: str,
+    uid: int,
+    join_lifetime: int,
+    publish: Mapping[str, int | None],
+    now: int,
+    salt: int | None = None,
+) -> BuiltToken:
+    """One 007 token carrying the RTC service with per-privilege expiries (as
+    build_rtc_token_with_privileges) and the RTM service (user id str(uid), login for the join
+    lifetime), as Agora's RtcTokenBuilder2.build_token_with_rtm2 makes it. 006 cannot carry two
+    services."""
+    privileges = _rtc_privileges(join_lifetime, publish)
     _check_uint32("uid", uid, UID_MIN)
-    if not channel:
-        raise ValueError("channel must not be empty")
-    salt = new_salt() if salt is None else salt
-    wanted = PUBLISHER_PRIVILEGES if publisher else SUBSCRIBER_PRIVILEGES
-    if version == VERSION_007:
-        token = build_007(
-            app_id=app_id,
-            app_certificate=app_certificate,
-            issue_ts=now,
-            expire=lifetime,
-            salt=salt,
-            rtc=(channel, uid, dict.fromkeys(wanted, lifetime)),
-        )
-    else:
-        token = build_006(
-            app_id=app_id,
-            app_certificate=app_certificate,
-            channel=channel,
-            account=str(uid),
-            privileges=dict.fromkeys(wanted, now + lifetime),
-            ts=now + TS_006_OFFSET,
-            salt=salt,
-        )
-    return BuiltToken(token=token, version=version, issued_at=now, expires_at=now + lifetime)
+    _check_channel(channel)
+    rtm_privileges = {PRIVILEGE_RTM_LOGIN_007: join_lifetime}
+    token = build_007(
+        app_id=app_id,
+        app_certificate=app_certificate,
+        issue_ts=now,
+        expire=join_lifetime,
+        salt=new_salt() if salt is None else salt,
+        rtc=(channel, uid, privileges),
+        rtm=(str(uid), rtm_privileges),
+    )
+    return BuiltToken(
+        token=token,
+        version=VERSION_007,
+        issued_at=now,
+        expires_at=now + join_lifetime,
+        privilege_expires_at={
+            SERVICE_NAMES[SERVICE_RTC]: _expiries(SERVICE_RTC, privileges, now),
+            SERVICE_NAMES[SERVICE_RTM]: _expiries(SERVICE_RTM, rtm_privileges, now),
+        },
+    )
 
 
 def build_rtc_rtm_token(
@@ -277,20 +423,16 @@ def build_rtc_rtm_token(
     service (user id str(uid)), as Agora's RtcTokenBuilder2.build_token_with_rtm makes it;
     every privilege lasts `lifetime` seconds from `now`. 006 cannot carry two services."""
     _check_lifetime(lifetime)
-    _check_uint32("uid", uid, UID_MIN)
-    if not channel:
-        raise ValueError("channel must not be empty")
-    wanted = PUBLISHER_PRIVILEGES if publisher else SUBSCRIBER_PRIVILEGES
-    token = build_007(
+    return build_rtc_rtm_token_with_privileges(
         app_id=app_id,
         app_certificate=app_certificate,
-        issue_ts=now,
-        expire=lifetime,
-        salt=new_salt() if salt is None else salt,
-        rtc=(channel, uid, dict.fromkeys(wanted, lifetime)),
-        rtm=(str(uid), {PRIVILEGE_RTM_LOGIN_007: lifetime}),
+        channel=channel,
+        uid=uid,
+        join_lifetime=lifetime,
+        publish=_role_rights(publisher, lifetime),
+        now=now,
+        salt=salt,
     )
-    return BuiltToken(token=token, version=VERSION_007, issued_at=now, expires_at=now + lifetime)
 
 
 def build_rtm_token(
@@ -319,7 +461,13 @@ def build_rtm_token(
             salt=salt,
             rtm=(user_id, {PRIVILEGE_RTM_LOGIN_007: lifetime}),
         )
-        return BuiltToken(token=token, version=version, issued_at=now, expires_at=now + lifetime)
+        return BuiltToken(
+            token=token,
+            version=version,
+            issued_at=now,
+            expires_at=now + lifetime,
+            privilege_expires_at={SERVICE_NAMES[SERVICE_RTM]: {"login": now + lifetime}},
+        )
     ts = now + TS_006_OFFSET
     token = build_006(
         app_id=app_id,
@@ -331,7 +479,13 @@ def build_rtm_token(
         ts=ts,
         salt=salt,
     )
-    return BuiltToken(token=token, version=version, issued_at=now, expires_at=ts)
+    return BuiltToken(
+        token=token,
+        version=version,
+        issued_at=now,
+        expires_at=ts,
+        privilege_expires_at={SERVICE_NAMES[SERVICE_RTM]: {"login": ts}},
+    )
 
 
 # --- decoding ---------------------------------------------------------------------------------
