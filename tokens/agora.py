@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from agora_token_builder.AccessToken import AccessToken as AccessToken006
 from agoraiotools.AccessToken2 import AccessToken as AccessToken007
+from agoraiotools.AccessToken2 import ServiceChat as ServiceChat007
 from agoraiotools.AccessToken2 import ServiceRtc as ServiceRtc007
 from agoraiotools.AccessToken2 import ServiceRtm as ServiceRtm007
 
@@ -39,12 +40,15 @@ TS_006_OFFSET = 86400  # 006 builders stamp ts = issue time + 24 h
 
 SERVICE_RTC = 1
 SERVICE_RTM = 2
+SERVICE_CHAT = 5  # Agora Chat
 PRIVILEGE_JOIN_CHANNEL = 1
 PRIVILEGE_PUBLISH_AUDIO = 2
 PRIVILEGE_PUBLISH_VIDEO = 3
 PRIVILEGE_PUBLISH_DATA = 4
 PRIVILEGE_RTM_LOGIN_007 = 1
 PRIVILEGE_RTM_LOGIN_006 = 1000
+PRIVILEGE_CHAT_USER = 1  # a chat user's token
+PRIVILEGE_CHAT_APP = 2  # the app server's token for Chat's REST API
 
 PUBLISHER_PRIVILEGES = (
     PRIVILEGE_JOIN_CHANNEL,
@@ -65,7 +69,7 @@ PUBLISH_RIGHTS = {
 }
 
 # Names as Agora's sources spell them (AgoraIO/Tools, AccessToken2 in every language port).
-SERVICE_NAMES = {SERVICE_RTC: "rtc", SERVICE_RTM: "rtm"}
+SERVICE_NAMES = {SERVICE_RTC: "rtc", SERVICE_RTM: "rtm", SERVICE_CHAT: "chat"}
 PRIVILEGE_NAMES = {
     SERVICE_RTC: {
         PRIVILEGE_JOIN_CHANNEL: "join_channel",
@@ -74,6 +78,7 @@ PRIVILEGE_NAMES = {
         PRIVILEGE_PUBLISH_DATA: "publish_data_stream",
     },
     SERVICE_RTM: {PRIVILEGE_RTM_LOGIN_007: "login"},
+    SERVICE_CHAT: {PRIVILEGE_CHAT_USER: "user", PRIVILEGE_CHAT_APP: "app"},
 }
 
 # Agora's builders draw salts from 1..99999999; so do we.
@@ -175,8 +180,10 @@ def build_007(
     salt: int,
     rtc: tuple[str, int, Mapping[int, int]] | None = None,
     rtm: tuple[str, Mapping[int, int]] | None = None,
+    chat: tuple[str, Mapping[int, int]] | None = None,
 ) -> str:
-    """Sign a 007 token: rtc=(channel, uid, privileges), rtm=(user_id, privileges).
+    """Sign a 007 token: rtc=(channel, uid, privileges), rtm=(user_id, privileges),
+    chat=(user_id, privileges; "" for an app token).
 
     Privilege values are seconds after issue_ts, as Agora's format wants.
     """
@@ -197,6 +204,12 @@ def build_007(
     if rtm is not None:
         user_id, privileges = rtm
         service = ServiceRtm007(user_id)
+        for privilege, value in privileges.items():
+            service.add_privilege(privilege, value)
+        token.add_service(service)
+    if chat is not None:
+        user_id, privileges = chat
+        service = ServiceChat007(user_id)
         for privilege, value in privileges.items():
             service.add_privilege(privilege, value)
         token.add_service(service)
@@ -488,6 +501,80 @@ def build_rtm_token(
     )
 
 
+def _build_chat_token(
+    *,
+    app_id: str,
+    app_certificate: str,
+    user_id: str,
+    privilege: int,
+    lifetime: int,
+    now: int,
+    salt: int | None,
+) -> BuiltToken:
+    _check_lifetime(lifetime)
+    privileges = {privilege: lifetime}
+    token = build_007(
+        app_id=app_id,
+        app_certificate=app_certificate,
+        issue_ts=now,
+        expire=lifetime,
+        salt=new_salt() if salt is None else salt,
+        chat=(user_id, privileges),
+    )
+    return BuiltToken(
+        token=token,
+        version=VERSION_007,
+        issued_at=now,
+        expires_at=now + lifetime,
+        privilege_expires_at={SERVICE_NAMES[SERVICE_CHAT]: _expiries(SERVICE_CHAT, privileges, now)},
+    )
+
+
+def build_chat_user_token(
+    *,
+    app_id: str,
+    app_certificate: str,
+    user_id: str,
+    lifetime: int,
+    now: int,
+    salt: int | None = None,
+) -> BuiltToken:
+    """An Agora Chat user token (007 only) for one chat user id, valid `lifetime` seconds from
+    `now`, as Agora's ChatTokenBuilder2.build_user_token makes it."""
+    if not user_id:
+        raise ValueError("user_id must not be empty")
+    return _build_chat_token(
+        app_id=app_id,
+        app_certificate=app_certificate,
+        user_id=user_id,
+        privilege=PRIVILEGE_CHAT_USER,
+        lifetime=lifetime,
+        now=now,
+        salt=salt,
+    )
+
+
+def build_chat_app_token(
+    *,
+    app_id: str,
+    app_certificate: str,
+    lifetime: int,
+    now: int,
+    salt: int | None = None,
+) -> BuiltToken:
+    """An Agora Chat app token (007 only): the app server's credential for Chat's REST API,
+    never a client's; as Agora's ChatTokenBuilder2.build_app_token makes it."""
+    return _build_chat_token(
+        app_id=app_id,
+        app_certificate=app_certificate,
+        user_id="",
+        privilege=PRIVILEGE_CHAT_APP,
+        lifetime=lifetime,
+        now=now,
+        salt=salt,
+    )
+
+
 # --- decoding ---------------------------------------------------------------------------------
 
 
@@ -565,7 +652,7 @@ def _decode_007(body: str) -> DecodedToken:
             channel = reader.text()
             account = reader.text()
             services.append(DecodedService(service_type, privileges, channel=channel, account=account))
-        elif service_type in (SERVICE_RTM, 5):  # RTM and Chat carry a user id
+        elif service_type in (SERVICE_RTM, SERVICE_CHAT):  # RTM and Chat carry a user id
             services.append(DecodedService(service_type, privileges, user_id=reader.text()))
         elif service_type == 4:  # FPA: privileges only
             services.append(DecodedService(service_type, privileges))
