@@ -1,5 +1,7 @@
 import base64
+import hashlib
 import importlib
+import struct
 import zlib
 from types import SimpleNamespace
 
@@ -289,7 +291,16 @@ def test_inspect_summarises_a_token_and_its_signature():
         "issued_at": 1111111,
         "expires_at": 1111711,
         "salt": 1,
-        "services": [{"type": "rtc", "privileges": {"1": 600}, "channel": CHANNEL, "account": str(UID)}],
+        "services": [
+            {
+                "type": "rtc",
+                "type_id": 1,
+                "privileges": {"1": 600},
+                "expiries": {"join_channel": {"id": 1, "seconds": 600, "expires_at": 1111711}},
+                "channel": CHANNEL,
+                "account": str(UID),
+            }
+        ],
         "signature_valid": True,
     }
     assert agora.inspect(VECTOR_006_JOIN, CERT)["signature_valid"] is None
@@ -516,3 +527,299 @@ def test_chat_lifetimes_follow_agoras_cap(lifetime):
 def test_chat_user_token_needs_a_user_id():
     with pytest.raises(ValueError, match="user_id"):
         agora.build_chat_user_token(**_credentials(), user_id="", lifetime=60, now=NOW)
+
+
+# --- the inspector reads every service type ----------------------------------------------------
+
+# AgoraIO/Tools python3/test/AccessToken2Test.py, built by their C++ port (issue 1111111, salt 1,
+# 600 s): test_parse_extended_services_from_cpp (Streaming, FCDN, RTM2 with permissions) and
+# test_extended_service_numeric_uid_conversion (Streaming and FCDN three times each).
+VECTOR_EXTENDED = (
+    "007eJxTYPj86Lzdz79M25wNn/lMfvu+TkfmdpiviKvChm8ZV3SWndytwGBpbuDsaGyakmpmkGxiYmZimpSUmGqRaGRoamBmmGRs7P5F"
+    "gCGCiYGBkYGBgRkImYAsEJ8JTCowmKeYGxmbmaYmWVoYm1iYGluapxqnGqdZppiYGSSlpCRyMRhZWBgZmxgamRuzUaSbA6gXopuToSS1"
+    "uCS+tDi1iJkB4jQmoGBuanFxYnqqbiKCmcTIAIEcDMUlRamJubqJLGD1jAxsDCD9uokAO/VDvQ=="
+)
+VECTOR_REPEATED = (
+    "007eJxTYLi93GuuUHrO9Fr71KVJKqfDby8RezlVfGLMO77DIl79U40UGCzNDZwdjU1TUs0Mkk1MzExMk5ISUy0SjQxNDcwMk4yN3b8I"
+    "MEQwMTAwMjAwsDEwA2lGMF+BwTzF3MjYzDQ1ydLC2MTC1NjSPNU41TjNMsXEzCApJSWRi8HIwsLI2MTQyNwYpI+JSH0MQFuYoLYQq4eP"
+    "obikKDUxVzcxOTm/NK+EjUx3spHkTjaS3cnDkJackgdzJQBJb19X"
+)
+
+
+def _after(issued_at, seconds):
+    return {"seconds": seconds, "expires_at": issued_at + seconds}
+
+
+def _expiries(issued_at, **seconds_by_name):
+    """The inspector's `expiries` for privileges 1, 2, ... in the order given."""
+    return {
+        name: {"id": privilege, **_after(issued_at, seconds)}
+        for privilege, (name, seconds) in enumerate(seconds_by_name.items(), 1)
+    }
+
+
+def test_inspector_reads_streaming_fcdn_and_rtm2_from_agoras_vector():
+    summary = agora.inspect(VECTOR_EXTENDED, CERT)
+    assert (summary["issued_at"], summary["expires_at"], summary["signature_valid"]) == (
+        1111111,
+        1111711,
+        True,
+    )
+    assert summary["services"] == [
+        {
+            "type": "streaming",
+            "type_id": 3,
+            "privileges": {"1": 600, "2": 600},
+            "expiries": _expiries(1111111, publish_mix_stream=600, publish_raw_stream=600),
+            "channel": CHANNEL,
+            "account": str(UID),
+        },
+        {
+            "type": "fcdn",
+            "type_id": 6,
+            "privileges": {"1": 600, "2": 600},
+            "expiries": _expiries(1111111, publish=600, play=600),
+            "channel": CHANNEL,
+            "account": str(UID),
+        },
+        {
+            "type": "rtm2",
+            "type_id": 8,
+            "privileges": {"1": 600},
+            "expiries": _expiries(1111111, login=600),
+            "user_id": "test_user",
+            "permissions": {
+                "message_channels": {"read": ["message-a", "message-b"]},
+                "stream_channels": {"write": ["stream-a"]},
+                "users": {"read": ["user-a"]},
+            },
+        },
+    ]
+    rtm2 = agora.decode(VECTOR_EXTENDED).service(agora.SERVICE_RTM2)
+    assert rtm2.permissions == {
+        0: {0: ("message-a", "message-b")},
+        1: {1: ("stream-a",)},
+        4: {0: ("user-a",)},
+    }
+
+
+def test_inspector_keeps_repeated_services_in_token_order():
+    decoded = agora.decode(VECTOR_REPEATED)
+    assert [(s.type, s.account, set(s.privileges)) for s in decoded.services] == [
+        (3, str(UID), {1}),
+        (3, "", {2}),  # uid 0: the wildcard, signed as ""
+        (3, "stream-account", {1, 2}),
+        (6, str(UID), {1}),
+        (6, "", {2}),
+        (6, "fcdn-account", {1, 2}),
+    ]
+    assert decoded.complete
+    assert agora.verify(VECTOR_REPEATED, CERT)
+
+
+def test_inspector_reads_rtc_and_rtm_from_agoras_builder(agora_pinned):
+    from agoraiotools.RtcTokenBuilder2 import Role_Publisher, RtcTokenBuilder2
+
+    token = RtcTokenBuilder2.build_token_with_rtm2(
+        APP_ID, CERT, "stage", "42", Role_Publisher, 900, 800, 700, 600, 500, "someone", 400
+    )
+    summary = agora.inspect(token, CERT)
+    assert (summary["issued_at"], summary["expires_at"], summary["salt"]) == (NOW, NOW + 900, SALT)
+    assert summary["services"] == [
+        {
+            "type": "rtc",
+            "type_id": 1,
+            "privileges": {"1": 800, "2": 700, "3": 600, "4": 500},
+            "expiries": _expiries(
+                NOW,
+                join_channel=800,
+                publish_audio_stream=700,
+                publish_video_stream=600,
+                publish_data_stream=500,
+            ),
+            "channel": "stage",
+            "account": "42",
+        },
+        {
+            "type": "rtm",
+            "type_id": 2,
+            "privileges": {"1": 400},
+            "expiries": _expiries(NOW, login=400),
+            "user_id": "someone",
+        },
+    ]
+    assert summary["signature_valid"] is True
+
+
+def test_inspector_reads_chat_from_agoras_builder(agora_pinned):
+    from agoraiotools.ChatTokenBuilder2 import ChatTokenBuilder2
+
+    user = agora.inspect(ChatTokenBuilder2.build_user_token(APP_ID, CERT, "alice_1", 600), CERT)
+    app = agora.inspect(ChatTokenBuilder2.build_app_token(APP_ID, CERT, 300), CERT)
+    chat = {"type": "chat", "type_id": 5}
+    assert user["services"] == [
+        {**chat, "privileges": {"1": 600}, "expiries": _expiries(NOW, user=600), "user_id": "alice_1"}
+    ]
+    assert app["services"] == [
+        {
+            **chat,
+            "privileges": {"2": 300},
+            "expiries": {"app": {"id": 2, **_after(NOW, 300)}},
+            "user_id": "",
+        }
+    ]
+    assert user["signature_valid"] is app["signature_valid"] is True
+
+
+def test_inspector_reads_fpa_whose_login_has_no_expiry_of_its_own(agora_pinned):
+    from agoraiotools.fpa_token_builder import FpaTokenBuilder
+
+    summary = agora.inspect(FpaTokenBuilder.build_token(APP_ID, CERT), CERT)
+    assert summary["expires_at"] == NOW + 86400
+    assert summary["services"] == [
+        {
+            "type": "fpa",
+            "type_id": 4,
+            "privileges": {"1": 0},
+            "expiries": {"login": {"id": 1, "seconds": None, "expires_at": None}},
+        }
+    ]
+    assert summary["signature_valid"] is True
+
+
+def test_inspector_reads_apaas_with_its_role_from_agoras_builder(agora_pinned):
+    from agoraiotools.apaas_token_builder import ApaasTokenBuilder
+
+    token = ApaasTokenBuilder.build_room_user_token(APP_ID, CERT, "room-1", "user-1", 2, 600)
+    summary = agora.inspect(token, CERT)
+    assert summary["services"] == [
+        {
+            "type": "rtm",
+            "type_id": 2,
+            "privileges": {"1": 600},
+            "expiries": _expiries(NOW, login=600),
+            "user_id": "user-1",
+        },
+        {
+            "type": "chat",
+            "type_id": 5,
+            "privileges": {"1": 600},
+            "expiries": _expiries(NOW, user=600),
+            "user_id": hashlib.md5(b"user-1").hexdigest(),  # noqa: S324 (Agora's chat user id for APaaS)
+        },
+        {
+            "type": "apaas",
+            "type_id": 7,
+            "privileges": {"1": 600},
+            "expiries": _expiries(NOW, room_user=600),
+            "room_uuid": "room-1",
+            "user_uuid": "user-1",
+            "role": 2,
+        },
+    ]
+    assert summary["signature_valid"] is True
+
+
+@pytest.mark.parametrize(("service_type", "name"), [(9, "convoai"), (10, "stt")])
+def test_inspector_reads_convoai_and_stt_services(agora_pinned, service_type, name):
+    # As agora-token 2.0.6's ConvoAITokenBuilder / SttTokenBuilder build them: RTC, RTM and the
+    # service itself with no privilege (its payload: the privilege map alone, like FPA's).
+    token = agora_pinned.AccessToken(APP_ID, CERT, issue_ts=NOW, expire=600)
+    rtc = agora_pinned.ServiceRtc("stage", 42)
+    rtc.add_privilege(1, 600)
+    token.add_service(rtc)
+    token.add_service(agora_pinned.Service(service_type))
+    summary = agora.inspect(token.build(), CERT)
+    assert [s["type"] for s in summary["services"]] == ["rtc", name]
+    assert summary["services"][1] == {"type": name, "type_id": service_type, "privileges": {}, "expiries": {}}
+    assert summary["signature_valid"] is True
+
+
+def _future_service(module, service_type):
+    """A service type no builder defines yet, with fields of its own after its privileges."""
+
+    class Future(module.Service):
+        def pack(self):
+            return super().pack() + module.pack_string(b"future") + module.pack_uint32(7)
+
+    service = Future(service_type)
+    service.add_privilege(1, 600)
+    return service
+
+
+def _payload_of_future_service():
+    return struct.pack("<HHI", 1, 1, 600) + struct.pack("<H", 6) + b"future" + struct.pack("<I", 7)
+
+
+def test_an_unknown_service_type_is_reported_as_unknown_instead_of_failing(agora_pinned):
+    token = agora_pinned.AccessToken(APP_ID, CERT, issue_ts=NOW, expire=600)
+    rtc = agora_pinned.ServiceRtc("stage", 42)
+    rtc.add_privilege(1, 600)
+    token.add_service(rtc)
+    token.add_service(_future_service(agora_pinned, 11))
+    token = token.build()
+
+    decoded = agora.decode(token)
+    assert decoded.services[0] == agora.DecodedService(1, {1: 600}, channel="stage", account="42")
+    assert decoded.services[1] == agora.DecodedService(11, {}, raw=_payload_of_future_service())
+    assert (decoded.declared_services, decoded.complete) == (2, False)
+    summary = agora.inspect(token, CERT)
+    unknown = summary["services"][1]
+    assert (unknown["type"], unknown["type_id"], unknown["raw"]) == (
+        "unknown",
+        11,
+        _payload_of_future_service().hex(),
+    )
+    assert unknown["services_after"] == 0
+    assert "carries no length" in unknown["note"]
+    assert summary["signature_valid"] is True
+    assert not agora.verify(token, CERT.lower())
+
+
+def test_an_unknown_service_before_known_ones_ends_the_decoding_there(agora_pinned):
+    # Agora packs services in type order, so an unknown type 0 comes first and hides the RTC
+    # service after it (as in AgoraIO/Tools' test_parse_stops_at_unknown_service_type).
+    token = agora_pinned.AccessToken(APP_ID, CERT, issue_ts=NOW, expire=600)
+    token.add_service(_future_service(agora_pinned, 0))
+    rtc = agora_pinned.ServiceRtc("stage", 42)
+    rtc.add_privilege(1, 600)
+    token.add_service(rtc)
+    token = token.build()
+
+    (unknown,) = agora.decode(token).services
+    assert unknown.type == 0
+    assert unknown.raw.startswith(_payload_of_future_service())
+    assert b"stage" in unknown.raw  # the RTC service is in there, unreadable
+    summary = agora.inspect(token, CERT)
+    assert summary["services"][0]["services_after"] == 1
+    assert summary["signature_valid"] is True
+
+
+def test_an_altered_unknown_service_fails_verification(agora_pinned):
+    token = agora_pinned.AccessToken(APP_ID, CERT, issue_ts=NOW, expire=600)
+    token.add_service(_future_service(agora_pinned, 11))
+    raw = bytearray(zlib.decompress(base64.b64decode(token.build()[3:])))
+    raw[raw.index(b"future")] ^= 0x01
+    forged = "007" + base64.b64encode(zlib.compress(bytes(raw))).decode()
+    assert agora.decode(forged).services[0].raw.endswith(b"guture" + struct.pack("<I", 7))
+    assert not agora.verify(forged, CERT)
+
+
+def test_inspector_reports_006_expiries_as_absolute_times():
+    summary = agora.inspect(VECTOR_006_PUBLISHER, CERT, channel=CHANNEL, account=str(UID))
+    issued_at = 1111111 - agora.TS_006_OFFSET  # 006 carries ts = issue + 24 h
+    (rtc,) = summary["services"]
+    assert rtc["type"] == "rtc"
+    assert rtc["expiries"] == {
+        name: {"id": privilege, "seconds": PRIVILEGE_TS - issued_at, "expires_at": PRIVILEGE_TS}
+        for privilege, name in RTC_NAMES.items()
+    }
+    assert summary["signature_valid"] is True
+
+
+def test_inspector_reports_that_rtm_006_ends_with_the_token():
+    built = agora.build_006(
+        **_credentials(), channel="someone", account="", privileges={1000: NOW + 60}, ts=NOW + 86400, salt=5
+    )
+    (rtm,) = agora.inspect(built, CERT, channel="someone", account="")["services"]
+    assert rtm["expiries"] == {"login": {"id": 1000, "seconds": 86400, "expires_at": NOW + 86400}}

@@ -38,9 +38,18 @@ UID_MAX = 2**32 - 1
 MAX_LIFETIME = 86400  # Agora caps a token's life at 24 h
 TS_006_OFFSET = 86400  # 006 builders stamp ts = issue time + 24 h
 
+# 007 service types, as AgoraIO/Tools' AccessToken2 ports define them (ConvoAI and STT: in
+# Agora's npm package agora-token 2.0.6).
 SERVICE_RTC = 1
 SERVICE_RTM = 2
+SERVICE_STREAMING = 3  # Media Push / streaming: publish a mixed or raw stream
+SERVICE_FPA = 4  # Full-path Accelerator
 SERVICE_CHAT = 5  # Agora Chat
+SERVICE_FCDN = 6  # Fusion CDN: publish, play
+SERVICE_APAAS = 7  # Flexible Classroom (APaaS; once "education")
+SERVICE_RTM2 = 8  # RTM with per-resource permissions
+SERVICE_CONVOAI = 9  # Conversational AI agent
+SERVICE_STT = 10  # Real-time speech to text
 PRIVILEGE_JOIN_CHANNEL = 1
 PRIVILEGE_PUBLISH_AUDIO = 2
 PRIVILEGE_PUBLISH_VIDEO = 3
@@ -69,8 +78,19 @@ PUBLISH_RIGHTS = {
 }
 
 # Names as Agora's sources spell them (AgoraIO/Tools, AccessToken2 in every language port).
-SERVICE_NAMES = {SERVICE_RTC: "rtc", SERVICE_RTM: "rtm", SERVICE_CHAT: "chat"}
-PRIVILEGE_NAMES = {
+SERVICE_NAMES = {
+    SERVICE_RTC: "rtc",
+    SERVICE_RTM: "rtm",
+    SERVICE_STREAMING: "streaming",
+    SERVICE_FPA: "fpa",
+    SERVICE_CHAT: "chat",
+    SERVICE_FCDN: "fcdn",
+    SERVICE_APAAS: "apaas",
+    SERVICE_RTM2: "rtm2",
+    SERVICE_CONVOAI: "convoai",
+    SERVICE_STT: "stt",
+}
+PRIVILEGE_NAMES: dict[int, dict[int, str]] = {
     SERVICE_RTC: {
         PRIVILEGE_JOIN_CHANNEL: "join_channel",
         PRIVILEGE_PUBLISH_AUDIO: "publish_audio_stream",
@@ -78,8 +98,28 @@ PRIVILEGE_NAMES = {
         PRIVILEGE_PUBLISH_DATA: "publish_data_stream",
     },
     SERVICE_RTM: {PRIVILEGE_RTM_LOGIN_007: "login"},
+    SERVICE_STREAMING: {1: "publish_mix_stream", 2: "publish_raw_stream"},
+    SERVICE_FPA: {1: "login"},
     SERVICE_CHAT: {PRIVILEGE_CHAT_USER: "user", PRIVILEGE_CHAT_APP: "app"},
+    SERVICE_FCDN: {1: "publish", 2: "play"},
+    SERVICE_APAAS: {1: "room_user", 2: "user", 3: "app"},
+    SERVICE_RTM2: {1: "login"},
+    SERVICE_CONVOAI: {},  # Agora's builder grants the service with no privilege
+    SERVICE_STT: {},  # likewise
 }
+PRIVILEGE_NAMES_006 = {
+    SERVICE_RTC: PRIVILEGE_NAMES[SERVICE_RTC],
+    SERVICE_RTM: {PRIVILEGE_RTM_LOGIN_006: "login"},
+}
+# RTM2's permissions: resource type -> permission type -> resource names.
+RTM2_RESOURCE_NAMES = {
+    0: "message_channels",
+    1: "stream_channels",
+    2: "group_channels",
+    3: "server_groups",
+    4: "users",
+}
+RTM2_PERMISSION_NAMES = {0: "read", 1: "write"}
 
 # Agora's builders draw salts from 1..99999999; so do we.
 SALT_MAX = 99_999_999
@@ -113,13 +153,33 @@ class BuiltToken:
 
 @dataclass(frozen=True)
 class DecodedService:
-    """One service inside a token: its privileges and whom it names."""
+    """One service inside a token: its privileges and whom it names.
+
+    A service type this engine does not know keeps its bytes in `raw` (see decode()).
+    """
 
     type: int
     privileges: dict[int, int]
-    channel: str | None = None  # RTC (007)
-    account: str | None = None  # RTC uid as signed ("" = wildcard), 007
-    user_id: str | None = None  # RTM (007)
+    channel: str | None = None  # RTC, Streaming, FCDN (007); APaaS: the room uuid
+    account: str | None = None  # RTC uid as signed ("" = wildcard), Streaming, FCDN (007)
+    user_id: str | None = None  # RTM, Chat, RTM2 (007); APaaS: the user uuid
+    role: int | None = None  # APaaS
+    permissions: dict[int, dict[int, tuple[str, ...]]] | None = None  # RTM2
+    raw: bytes | None = None  # unknown type: every byte after its type number
+
+    @property
+    def name(self) -> str:
+        return SERVICE_NAMES.get(self.type, "unknown")
+
+
+@dataclass(frozen=True)
+class PrivilegeExpiry:
+    """When one privilege of a decoded token ends; None: it has no expiry of its own."""
+
+    privilege: int
+    name: str
+    seconds: int | None  # after the token's issue time
+    expires_at: int | None  # unix time
 
 
 @dataclass(frozen=True)
@@ -141,9 +201,15 @@ class DecodedToken:
     ts: int | None = None  # 006
     channel_crc: int | None = None  # 006
     account_crc: int | None = None  # 006
+    declared_services: int = 1  # how many services the token says it carries
 
     def service(self, service_type: int) -> DecodedService | None:
         return next((s for s in self.services if s.type == service_type), None)
+
+    @property
+    def complete(self) -> bool:
+        """False when an unknown service type stopped the decoding (see decode())."""
+        return len(self.services) == self.declared_services and all(s.raw is None for s in self.services)
 
 
 def is_hex32(value: object) -> bool:
@@ -644,25 +710,18 @@ def _decode_007(body: str) -> DecodedToken:
     issue_ts = reader.uint32()
     expire = reader.uint32()
     salt = reader.uint32()
+    declared = reader.uint16()
     services = []
-    for _ in range(reader.uint16()):
+    for _ in range(declared):
         service_type = reader.uint16()
-        privileges = reader.uint32_map()
-        if service_type == SERVICE_RTC:
-            channel = reader.text()
-            account = reader.text()
-            services.append(DecodedService(service_type, privileges, channel=channel, account=account))
-        elif service_type in (SERVICE_RTM, SERVICE_CHAT):  # RTM and Chat carry a user id
-            services.append(DecodedService(service_type, privileges, user_id=reader.text()))
-        elif service_type == 4:  # FPA: privileges only
-            services.append(DecodedService(service_type, privileges))
-        elif service_type == 7:  # APaaS: room uuid, user uuid, role
-            room, user = reader.text(), reader.text()
-            reader.int16()
-            services.append(DecodedService(service_type, privileges, channel=room, user_id=user))
-        else:
-            raise InvalidTokenError(f"token has unknown service type {service_type}")
-    reader.end()
+        if service_type not in SERVICE_NAMES:
+            # A service's payload carries no length, so nothing past an unknown type can be
+            # located: keep its bytes and stop, as Agora's own parsers do.
+            services.append(DecodedService(service_type, {}, raw=reader.rest()))
+            break
+        services.append(_read_service(reader, service_type))
+    else:
+        reader.end()
     return DecodedToken(
         version=VERSION_007,
         app_id=app_id,
@@ -672,7 +731,32 @@ def _decode_007(body: str) -> DecodedToken:
         services=tuple(services),
         signature=signature,
         signed_content=signed,
+        declared_services=declared,
     )
+
+
+def _read_service(reader: _Reader, service_type: int) -> DecodedService:
+    """One known 007 service after its type number: privileges, then its own fields."""
+    privileges = reader.uint32_map()
+    if service_type in (SERVICE_RTC, SERVICE_STREAMING, SERVICE_FCDN):
+        channel = reader.text()
+        account = reader.text()
+        return DecodedService(service_type, privileges, channel=channel, account=account)
+    if service_type in (SERVICE_RTM, SERVICE_CHAT):
+        return DecodedService(service_type, privileges, user_id=reader.text())
+    if service_type == SERVICE_APAAS:
+        room, user = reader.text(), reader.text()
+        return DecodedService(service_type, privileges, channel=room, user_id=user, role=reader.int16())
+    if service_type == SERVICE_RTM2:
+        user = reader.text()
+        permissions: dict[int, dict[int, tuple[str, ...]]] = {}
+        for _ in range(reader.uint16()):
+            by_permission = permissions.setdefault(reader.uint16(), {})
+            for _ in range(reader.uint16()):
+                permission = reader.uint16()
+                by_permission[permission] = tuple(reader.text() for _ in range(reader.uint16()))
+        return DecodedService(service_type, privileges, user_id=user, permissions=permissions)
+    return DecodedService(service_type, privileges)  # FPA, ConvoAI, STT: privileges only
 
 
 def _decode_006(body: str) -> DecodedToken:
@@ -712,7 +796,13 @@ def _decode_006(body: str) -> DecodedToken:
 
 
 def decode(token: str) -> DecodedToken:
-    """Every field of a 006 or 007 token; InvalidTokenError if it is neither."""
+    """Every field of a 006 or 007 token; InvalidTokenError if it is neither.
+
+    A 007 service of a type this engine does not know ends the decoding there: the format gives
+    a service's payload no length, so its fields and any service after it cannot be located. It
+    is kept as a DecodedService with `raw` set (and `complete` is False); the signature still
+    covers every byte, so verify() answers for it as for any token.
+    """
     if not isinstance(token, str) or not token.isascii():
         raise InvalidTokenError("token must be an ASCII string")
     version, body = token[:3], token[3:]
@@ -761,6 +851,68 @@ def verify(
     return hmac.compare_digest(expected, decoded.signature)
 
 
+def privilege_name(version: str, service_type: int, privilege: int) -> str:
+    """A privilege's name as Agora's sources spell it, or "privilege_<id>" if they name none."""
+    names = PRIVILEGE_NAMES_006 if version == VERSION_006 else PRIVILEGE_NAMES
+    return names.get(service_type, {}).get(privilege, f"privilege_{privilege}")
+
+
+def privilege_expiries(decoded: DecodedToken, service: DecodedService) -> tuple[PrivilegeExpiry, ...]:
+    """When each privilege of one decoded service ends, by privilege id.
+
+    007 stores seconds after issue, 006 absolute unix times; 0 in either means no expiry of the
+    privilege's own. RTM 006 ends with the token (Agora ignores the privilege's expiry).
+    """
+    expiries = []
+    for privilege, value in sorted(service.privileges.items()):
+        if decoded.version == VERSION_006 and service.type == SERVICE_RTM:
+            expires_at: int | None = decoded.expires_at
+        elif decoded.version == VERSION_006:
+            expires_at = value or None
+        else:
+            expires_at = decoded.issued_at + value if value else None
+        seconds = None if expires_at is None else expires_at - decoded.issued_at
+        name = privilege_name(decoded.version, service.type, privilege)
+        expiries.append(PrivilegeExpiry(privilege, name, seconds, expires_at))
+    return tuple(expiries)
+
+
+def _service_summary(decoded: DecodedToken, index: int, service: DecodedService) -> dict:
+    summary: dict = {"type": service.name, "type_id": service.type}
+    if service.raw is not None:
+        after = decoded.declared_services - index - 1
+        return {
+            **summary,
+            "raw": service.raw.hex(),
+            "services_after": after,
+            "note": (
+                f"service type {service.type} is none that Agora's builders define here; a 007 "
+                "service carries no length, so its fields and the services after it cannot be "
+                "read (raw: every byte after its type number); the signature covers them all"
+            ),
+        }
+    summary["privileges"] = {str(k): v for k, v in sorted(service.privileges.items())}
+    summary["expiries"] = {
+        e.name: {"id": e.privilege, "seconds": e.seconds, "expires_at": e.expires_at}
+        for e in privilege_expiries(decoded, service)
+    }
+    if service.type == SERVICE_APAAS:
+        summary.update(room_uuid=service.channel, user_uuid=service.user_id, role=service.role)
+        return summary
+    for key in ("channel", "account", "user_id"):
+        if (value := getattr(service, key)) is not None:
+            summary[key] = value
+    if service.permissions is not None:
+        summary["permissions"] = {
+            RTM2_RESOURCE_NAMES.get(resource, f"resource_{resource}"): {
+                RTM2_PERMISSION_NAMES.get(permission, f"permission_{permission}"): list(names)
+                for permission, names in by_permission.items()
+            }
+            for resource, by_permission in service.permissions.items()
+        }
+    return summary
+
+
 def inspect(
     token: str,
     app_certificate: str,
@@ -770,7 +922,9 @@ def inspect(
 ) -> dict:
     """A JSON-ready summary of a token and whether its signature verifies.
 
-    For 006, pass the channel and account (see verify); without them `signature_valid` is None.
+    Each service: its type (name and `type_id`), raw `privileges` (id -> stored value), their
+    `expiries` (name -> seconds after issue and unix time), and whom it names. For 006, pass
+    the channel and account (see verify); without them `signature_valid` is None.
     """
     decoded = decode(token)
     if decoded.version == VERSION_006 and (channel is None or account is None):
@@ -783,15 +937,6 @@ def inspect(
         "issued_at": decoded.issued_at,
         "expires_at": decoded.expires_at,
         "salt": decoded.salt,
-        "services": [
-            {
-                "type": {SERVICE_RTC: "rtc", SERVICE_RTM: "rtm"}.get(s.type, str(s.type)),
-                "privileges": {str(k): v for k, v in sorted(s.privileges.items())},
-                **({"channel": s.channel} if s.channel is not None else {}),
-                **({"account": s.account} if s.account is not None else {}),
-                **({"user_id": s.user_id} if s.user_id is not None else {}),
-            }
-            for s in decoded.services
-        ],
+        "services": [_service_summary(decoded, i, s) for i, s in enumerate(decoded.services)],
         "signature_valid": valid,
     }
