@@ -718,6 +718,10 @@ def test_inspector_reads_apaas_with_its_role_from_agoras_builder(agora_pinned):
         },
     ]
     assert summary["signature_valid"] is True
+    # A user token names no room and keeps Agora's default role, -1 (a signed 16-bit field).
+    (user,) = agora.inspect(ApaasTokenBuilder.build_user_token(APP_ID, CERT, "user-1", 600), CERT)["services"]
+    assert (user["room_uuid"], user["user_uuid"], user["role"]) == ("", "user-1", -1)
+    assert user["expiries"] == {"user": {"id": 2, **_after(NOW, 600)}}
 
 
 @pytest.mark.parametrize(("service_type", "name"), [(9, "convoai"), (10, "stt")])
