@@ -827,3 +827,53 @@ def test_inspector_reports_that_rtm_006_ends_with_the_token():
     )
     (rtm,) = agora.inspect(built, CERT, channel="someone", account="")["services"]
     assert rtm["expiries"] == {"login": {"id": 1000, "seconds": 86400, "expires_at": NOW + 86400}}
+
+
+# --- certificate rotation --------------------------------------------------------------------
+
+OTHER_CERT = "0123456789abcdef0123456789abcdef"
+THIRD_CERT = "fedcba9876543210fedcba9876543210"
+CANDIDATES = {"primary": CERT, "secondary": OTHER_CERT}
+
+
+@pytest.mark.parametrize(
+    ("signer", "label"), [(CERT, "primary"), (OTHER_CERT, "secondary"), (THIRD_CERT, None)]
+)
+def test_the_certificate_that_signed_a_007_token_is_named(signer, label):
+    rtc = agora.build_rtc_token_with_privileges(
+        app_id=APP_ID, app_certificate=signer, channel="c", uid=7, join_lifetime=60, publish={"audio": 30},
+        now=NOW,
+    )  # fmt: skip
+    chat = agora.build_chat_app_token(app_id=APP_ID, app_certificate=signer, lifetime=60, now=NOW)
+    assert agora.identify_certificate(rtc.token, CANDIDATES) == label
+    assert agora.identify_certificate(agora.decode(chat.token), CANDIDATES) == label
+
+
+@pytest.mark.parametrize(
+    ("signer", "label"), [(CERT, "primary"), (OTHER_CERT, "secondary"), (THIRD_CERT, None)]
+)
+def test_the_certificate_that_signed_a_006_token_is_named_given_its_channel_and_uid(signer, label):
+    built = agora.build_rtc_token(
+        app_id=APP_ID, app_certificate=signer, channel="c", uid=7, publisher=True, lifetime=60, now=NOW,
+        version="006",
+    )  # fmt: skip
+    assert agora.identify_certificate(built.token, CANDIDATES, channel="c", account="7") == label
+    # Another channel or uid: no certificate signed that.
+    assert agora.identify_certificate(built.token, CANDIDATES, channel="c", account="8") is None
+    with pytest.raises(ValueError, match="channel and account"):
+        agora.identify_certificate(built.token, {})
+
+
+def test_rotation_skips_malformed_candidates_and_answers_none_for_none():
+    assert agora.identify_certificate(VECTOR_007, {"old": "not a certificate", "new": CERT}) == "new"
+    assert agora.identify_certificate(VECTOR_007, {}) is None
+
+
+def test_certificate_fingerprint_is_short_labelled_and_not_the_certificate():
+    assert agora.certificate_fingerprint(CERT) == "sha256:6ffeb987"  # sha256(CERT)[:8]
+    assert agora.certificate_fingerprint(OTHER_CERT) != agora.certificate_fingerprint(CERT)
+    # The spelling signs (HMAC over the bytes), so another spelling is another key.
+    assert not agora.verify(VECTOR_007, CERT.lower())
+    assert agora.certificate_fingerprint(CERT.lower()) != agora.certificate_fingerprint(CERT)
+    with pytest.raises(ValueError, match="32 hex"):
+        agora.certificate_fingerprint("secret")

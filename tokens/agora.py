@@ -851,6 +851,34 @@ def verify(
     return hmac.compare_digest(expected, decoded.signature)
 
 
+def identify_certificate(
+    token: str | DecodedToken,
+    certificates: Mapping[str, str],
+    *,
+    channel: str | None = None,
+    account: str | None = None,
+) -> str | None:
+    """Which of several certificates signed a token, for rotation: the label of the first in
+    `certificates` (label -> certificate, e.g. {"primary": ..., "secondary": ...}) under which
+    it verifies, or None. A 006 token needs its channel and account, as for verify()."""
+    decoded = decode(token) if isinstance(token, str) else token
+    if decoded.version == VERSION_006 and (channel is None or account is None):
+        raise ValueError("a 006 token is verified against the channel and account it names")
+    for label, certificate in certificates.items():
+        if verify(decoded, certificate, channel=channel, account=account):
+            return label
+    return None
+
+
+def certificate_fingerprint(app_certificate: str) -> str:
+    """A short label that tells certificates apart in audit rows and logs without revealing
+    them: "sha256:" and the first 8 hex digits of the SHA-256 of the certificate as given (its
+    spelling is what signs, so two spellings are two keys)."""
+    if not is_hex32(app_certificate):
+        raise ValueError("app_certificate must be 32 hex characters")
+    return "sha256:" + hashlib.sha256(app_certificate.encode("ascii")).hexdigest()[:8]
+
+
 def privilege_name(version: str, service_type: int, privilege: int) -> str:
     """A privilege's name as Agora's sources spell it, or "privilege_<id>" if they name none."""
     names = PRIVILEGE_NAMES_006 if version == VERSION_006 else PRIVILEGE_NAMES
