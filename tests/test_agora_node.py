@@ -95,39 +95,74 @@ def _their_expiries(theirs: dict) -> dict[str, dict[str, int]]:
     return expiries
 
 
-def _new_kinds() -> dict[str, agora.BuiltToken]:
+def _at(**seconds: int) -> dict[str, int]:
+    return {name: NOW + after for name, after in seconds.items()}
+
+
+def _new_kinds() -> dict[str, tuple[agora.BuiltToken, dict]]:
+    """Each new kind of token, with the privilege expiries asked for."""
     rtc = {"channel": "stage", "uid": UID, "now": NOW, "salt": SALT, **CREDENTIALS}
+    everything = _at(
+        join_channel=900, publish_audio_stream=900, publish_video_stream=900, publish_data_stream=900
+    )
     return {
-        "rtc, audio and data apart": agora.build_rtc_token_with_privileges(
-            **rtc, join_lifetime=900, publish={"audio": 300, "video": None, "data": 600}
+        "rtc, audio and data apart": (
+            agora.build_rtc_token_with_privileges(
+                **rtc, join_lifetime=900, publish={"audio": 300, "video": None, "data": 600}
+            ),
+            {"rtc": _at(join_channel=900, publish_audio_stream=300, publish_data_stream=600)},
         ),
-        "rtc, every right apart": agora.build_rtc_token_with_privileges(
-            **rtc, join_lifetime=900, publish={"audio": 300, "video": 600, "data": 120}
+        "rtc, every right apart": (
+            agora.build_rtc_token_with_privileges(
+                **rtc, join_lifetime=900, publish={"audio": 300, "video": 600, "data": 120}
+            ),
+            {
+                "rtc": _at(
+                    join_channel=900,
+                    publish_audio_stream=300,
+                    publish_video_stream=600,
+                    publish_data_stream=120,
+                )
+            },
         ),
-        "rtc, join only": agora.build_rtc_token_with_privileges(**rtc, join_lifetime=60, publish={}),
-        "rtc+rtm, video apart": agora.build_rtc_rtm_token_with_privileges(
-            **rtc, join_lifetime=900, publish={"video": 450}
+        "rtc, join only": (
+            agora.build_rtc_token_with_privileges(**rtc, join_lifetime=60, publish={}),
+            {"rtc": _at(join_channel=60)},
         ),
-        "rtc publisher": agora.build_rtc_token(**rtc, publisher=True, lifetime=900),
-        "rtc+rtm subscriber": agora.build_rtc_rtm_token(**rtc, publisher=False, lifetime=900),
-        "chat user": agora.build_chat_user_token(
-            **CREDENTIALS, user_id="alice_1", lifetime=600, now=NOW, salt=SALT
+        "rtc+rtm, video apart": (
+            agora.build_rtc_rtm_token_with_privileges(**rtc, join_lifetime=900, publish={"video": 450}),
+            {"rtc": _at(join_channel=900, publish_video_stream=450), "rtm": _at(login=900)},
         ),
-        "chat app": agora.build_chat_app_token(**CREDENTIALS, lifetime=3600, now=NOW, salt=SALT),
+        "rtc publisher": (agora.build_rtc_token(**rtc, publisher=True, lifetime=900), {"rtc": everything}),
+        "rtc+rtm subscriber": (
+            agora.build_rtc_rtm_token(**rtc, publisher=False, lifetime=900),
+            {"rtc": _at(join_channel=900), "rtm": _at(login=900)},
+        ),
+        "chat user": (
+            agora.build_chat_user_token(**CREDENTIALS, user_id="alice_1", lifetime=600, now=NOW, salt=SALT),
+            {"chat": _at(user=600)},
+        ),
+        "chat app": (
+            agora.build_chat_app_token(**CREDENTIALS, lifetime=3600, now=NOW, salt=SALT),
+            {"chat": _at(app=3600)},
+        ),
     }
 
 
 def test_agora_token_reads_each_new_kind_with_its_privileges_and_expiries(node):
     kinds = _new_kinds()
-    read = _agora_token_reads(node, [built.token for built in kinds.values()])
-    for (kind, built), theirs in zip(kinds.items(), read, strict=True):
+    read = _agora_token_reads(node, [built.token for built, _ in kinds.values()])
+    for (kind, (built, asked)), theirs in zip(kinds.items(), read, strict=True):
         _assert_they_read_what_we_decode(built.token, theirs)
-        assert _their_expiries(theirs) == built.privilege_expires_at, kind
-        assert theirs["issue_ts"] + theirs["expire"] == built.expires_at, kind
+        assert (theirs["issue_ts"], theirs["salt"]) == (NOW, SALT), kind
+        assert _their_expiries(theirs) == asked == built.privilege_expires_at, kind
+        # The token ends with its longest privilege: the join (RTC), the one privilege (Chat).
+        last = max(end for by_name in asked.values() for end in by_name.values())
+        assert theirs["issue_ts"] + theirs["expire"] == built.expires_at == last, kind
 
 
 def test_agora_token_reads_the_per_privilege_token_as_the_engine_built_it(node):
-    built = _new_kinds()["rtc+rtm, video apart"]
+    built, _ = _new_kinds()["rtc+rtm, video apart"]
     (theirs,) = _agora_token_reads(node, [built.token])
     assert theirs["services"] == [
         {"type": 1, "privileges": {"1": 900, "3": 450}, "channel_name": "stage", "uid": str(UID)},
@@ -137,7 +172,7 @@ def test_agora_token_reads_the_per_privilege_token_as_the_engine_built_it(node):
 
 
 def test_agora_token_refuses_each_new_kind_under_another_certificate(node):
-    tokens = [built.token for built in _new_kinds().values()]
+    tokens = [built.token for built, _ in _new_kinds().values()]
     other = "0123456789abcdef0123456789abcdef"
     assert [t["signature_valid"] for t in _agora_token_reads(node, tokens, other)] == [False] * len(tokens)
     assert not any(agora.verify(token, other) for token in tokens)
