@@ -42,14 +42,14 @@ TS_006_OFFSET = 86400  # 006 builders stamp ts = issue time + 24 h
 # Agora's npm package agora-token 2.0.6).
 SERVICE_RTC = 1
 SERVICE_RTM = 2
-SERVICE_STREAMING = 3  # Media Push / streaming: publish a mixed or raw stream
-SERVICE_FPA = 4  # Full-path Accelerator
-SERVICE_CHAT = 5  # Agora Chat
+SERVICE_STREAMING = 3  # publish a mixed or a raw stream
+SERVICE_FPA = 4  # Full-path Accelerator: login
+SERVICE_CHAT = 5  # Agora Chat: a user's or the app server's token
 SERVICE_FCDN = 6  # Fusion CDN: publish, play
-SERVICE_APAAS = 7  # Flexible Classroom (APaaS; once "education")
-SERVICE_RTM2 = 8  # RTM with per-resource permissions
-SERVICE_CONVOAI = 9  # Conversational AI agent
-SERVICE_STT = 10  # Real-time speech to text
+SERVICE_APAAS = 7  # APaaS (its builder was "education" before): room user, user, app
+SERVICE_RTM2 = 8  # RTM login with per-resource read/write permissions
+SERVICE_CONVOAI = 9  # Conversational AI agents: no privilege of its own
+SERVICE_STT = 10  # real-time speech to text: no privilege of its own
 PRIVILEGE_JOIN_CHANNEL = 1
 PRIVILEGE_PUBLISH_AUDIO = 2
 PRIVILEGE_PUBLISH_VIDEO = 3
@@ -209,7 +209,7 @@ class DecodedToken:
     @property
     def complete(self) -> bool:
         """False when an unknown service type stopped the decoding (see decode())."""
-        return len(self.services) == self.declared_services and all(s.raw is None for s in self.services)
+        return all(s.raw is None for s in self.services)
 
 
 def is_hex32(value: object) -> bool:
@@ -260,22 +260,16 @@ def build_007(
     token = AccessToken007(app_id, app_certificate, issue_ts=issue_ts, expire=expire)
     # The library draws its own salt and keeps it private; the engine decides it instead.
     token._AccessToken__salt = salt
+    services = []
     if rtc is not None:
         channel, uid, privileges = rtc
         _check_uint32("uid", uid, UID_MIN)
-        service = ServiceRtc007(channel, uid)
-        for privilege, value in privileges.items():
-            service.add_privilege(privilege, value)
-        token.add_service(service)
+        services.append((ServiceRtc007(channel, uid), privileges))
     if rtm is not None:
-        user_id, privileges = rtm
-        service = ServiceRtm007(user_id)
-        for privilege, value in privileges.items():
-            service.add_privilege(privilege, value)
-        token.add_service(service)
+        services.append((ServiceRtm007(rtm[0]), rtm[1]))
     if chat is not None:
-        user_id, privileges = chat
-        service = ServiceChat007(user_id)
+        services.append((ServiceChat007(chat[0]), chat[1]))
+    for service, privileges in services:
         for privilege, value in privileges.items():
             service.add_privilege(privilege, value)
         token.add_service(service)
