@@ -4,7 +4,10 @@ real process boundary: outages, chunked bodies, two processes sharing a database
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
+NODE_TOOLS = ROOT / "tests" / "node"  # node scripts run by tests, with their own package-lock.json
 
 
 def free_port() -> int:
@@ -232,3 +236,29 @@ def require_service(name: str, port: int) -> None:
     """Skip when a local service is missing, unless REQUIRE_SERVICES is set (see missing())."""
     if not service_reachable(port):
         missing(f"{name} is not running on 127.0.0.1:{port}")
+
+
+def npm_installed(directory: Path = NODE_TOOLS) -> str:
+    """The path of `node`, once `npm ci` has installed `directory`'s package-lock.json into its
+    node_modules (again only when the lock file changes). No node or npm, or a failed install,
+    skips the test, or fails it under REQUIRE_SERVICES (see missing())."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not (node and npm):
+        missing(
+            f"Node.js and npm are needed (found node: {node or 'no'}, npm: {npm or 'no'}; "
+            "`apt-get install nodejs npm`)"
+        )
+    lock = directory / "package-lock.json"
+    stamp = directory / "node_modules" / ".installed-from-lock-sha256"
+    wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
+    with lock.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # one install at a time, whichever process asks
+        if not (stamp.is_file() and stamp.read_text() == wanted):
+            result = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+                cwd=directory, capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            if result.returncode != 0:
+                missing(f"`npm ci` in {directory} failed: {result.stderr.strip()[-1500:]}")
+            stamp.write_text(wanted)
+    return node

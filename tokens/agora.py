@@ -21,10 +21,11 @@ import secrets
 import struct
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agora_token_builder.AccessToken import AccessToken as AccessToken006
 from agoraiotools.AccessToken2 import AccessToken as AccessToken007
+from agoraiotools.AccessToken2 import ServiceChat as ServiceChat007
 from agoraiotools.AccessToken2 import ServiceRtc as ServiceRtc007
 from agoraiotools.AccessToken2 import ServiceRtm as ServiceRtm007
 
@@ -37,14 +38,26 @@ UID_MAX = 2**32 - 1
 MAX_LIFETIME = 86400  # Agora caps a token's life at 24 h
 TS_006_OFFSET = 86400  # 006 builders stamp ts = issue time + 24 h
 
+# 007 service types, as AgoraIO/Tools' AccessToken2 ports define them (ConvoAI and STT: in
+# Agora's npm package agora-token 2.0.6).
 SERVICE_RTC = 1
 SERVICE_RTM = 2
+SERVICE_STREAMING = 3  # publish a mixed or a raw stream
+SERVICE_FPA = 4  # Full-path Accelerator: login
+SERVICE_CHAT = 5  # Agora Chat: a user's or the app server's token
+SERVICE_FCDN = 6  # Fusion CDN: publish, play
+SERVICE_APAAS = 7  # APaaS (its builder was "education" before): room user, user, app
+SERVICE_RTM2 = 8  # RTM login with per-resource read/write permissions
+SERVICE_CONVOAI = 9  # Conversational AI agents: no privilege of its own
+SERVICE_STT = 10  # real-time speech to text: no privilege of its own
 PRIVILEGE_JOIN_CHANNEL = 1
 PRIVILEGE_PUBLISH_AUDIO = 2
 PRIVILEGE_PUBLISH_VIDEO = 3
 PRIVILEGE_PUBLISH_DATA = 4
 PRIVILEGE_RTM_LOGIN_007 = 1
 PRIVILEGE_RTM_LOGIN_006 = 1000
+PRIVILEGE_CHAT_USER = 1  # a chat user's token
+PRIVILEGE_CHAT_APP = 2  # the app server's token for Chat's REST API
 
 PUBLISHER_PRIVILEGES = (
     PRIVILEGE_JOIN_CHANNEL,
@@ -53,6 +66,60 @@ PUBLISHER_PRIVILEGES = (
     PRIVILEGE_PUBLISH_DATA,
 )
 SUBSCRIBER_PRIVILEGES = (PRIVILEGE_JOIN_CHANNEL,)
+
+# The publish rights a caller grants by name, each an RTC privilege with its own expiry (007).
+PUBLISH_AUDIO = "audio"
+PUBLISH_VIDEO = "video"
+PUBLISH_DATA = "data"
+PUBLISH_RIGHTS = {
+    PUBLISH_AUDIO: PRIVILEGE_PUBLISH_AUDIO,
+    PUBLISH_VIDEO: PRIVILEGE_PUBLISH_VIDEO,
+    PUBLISH_DATA: PRIVILEGE_PUBLISH_DATA,
+}
+
+# Names as Agora's sources spell them (AgoraIO/Tools, AccessToken2 in every language port).
+SERVICE_NAMES = {
+    SERVICE_RTC: "rtc",
+    SERVICE_RTM: "rtm",
+    SERVICE_STREAMING: "streaming",
+    SERVICE_FPA: "fpa",
+    SERVICE_CHAT: "chat",
+    SERVICE_FCDN: "fcdn",
+    SERVICE_APAAS: "apaas",
+    SERVICE_RTM2: "rtm2",
+    SERVICE_CONVOAI: "convoai",
+    SERVICE_STT: "stt",
+}
+PRIVILEGE_NAMES: dict[int, dict[int, str]] = {
+    SERVICE_RTC: {
+        PRIVILEGE_JOIN_CHANNEL: "join_channel",
+        PRIVILEGE_PUBLISH_AUDIO: "publish_audio_stream",
+        PRIVILEGE_PUBLISH_VIDEO: "publish_video_stream",
+        PRIVILEGE_PUBLISH_DATA: "publish_data_stream",
+    },
+    SERVICE_RTM: {PRIVILEGE_RTM_LOGIN_007: "login"},
+    SERVICE_STREAMING: {1: "publish_mix_stream", 2: "publish_raw_stream"},
+    SERVICE_FPA: {1: "login"},
+    SERVICE_CHAT: {PRIVILEGE_CHAT_USER: "user", PRIVILEGE_CHAT_APP: "app"},
+    SERVICE_FCDN: {1: "publish", 2: "play"},
+    SERVICE_APAAS: {1: "room_user", 2: "user", 3: "app"},
+    SERVICE_RTM2: {1: "login"},
+    SERVICE_CONVOAI: {},  # Agora's builder grants the service with no privilege
+    SERVICE_STT: {},  # likewise
+}
+PRIVILEGE_NAMES_006 = {
+    SERVICE_RTC: PRIVILEGE_NAMES[SERVICE_RTC],
+    SERVICE_RTM: {PRIVILEGE_RTM_LOGIN_006: "login"},
+}
+# RTM2's permissions: resource type -> permission type -> resource names.
+RTM2_RESOURCE_NAMES = {
+    0: "message_channels",
+    1: "stream_channels",
+    2: "group_channels",
+    3: "server_groups",
+    4: "users",
+}
+RTM2_PERMISSION_NAMES = {0: "read", 1: "write"}
 
 # Agora's builders draw salts from 1..99999999; so do we.
 SALT_MAX = 99_999_999
@@ -67,12 +134,17 @@ class InvalidTokenError(ValueError):
 
 @dataclass(frozen=True)
 class BuiltToken:
-    """A freshly built token and the true moments it was issued and stops working."""
+    """A freshly built token and the true moments it was issued and stops working.
+
+    `privilege_expires_at`: service name -> privilege name -> unix time it ends, for example
+    {"rtc": {"join_channel": t1, "publish_audio_stream": t2}}; a privilege not granted is absent.
+    """
 
     token: str
     version: str
     issued_at: int
     expires_at: int
+    privilege_expires_at: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def expires_in(self) -> int:
@@ -81,13 +153,33 @@ class BuiltToken:
 
 @dataclass(frozen=True)
 class DecodedService:
-    """One service inside a token: its privileges and whom it names."""
+    """One service inside a token: its privileges and whom it names.
+
+    A service type this engine does not know keeps its bytes in `raw` (see decode()).
+    """
 
     type: int
     privileges: dict[int, int]
-    channel: str | None = None  # RTC (007)
-    account: str | None = None  # RTC uid as signed ("" = wildcard), 007
-    user_id: str | None = None  # RTM (007)
+    channel: str | None = None  # RTC, Streaming, FCDN (007); APaaS: the room uuid
+    account: str | None = None  # RTC uid as signed ("" = wildcard), Streaming, FCDN (007)
+    user_id: str | None = None  # RTM, Chat, RTM2 (007); APaaS: the user uuid
+    role: int | None = None  # APaaS
+    permissions: dict[int, dict[int, tuple[str, ...]]] | None = None  # RTM2
+    raw: bytes | None = None  # unknown type: every byte after its type number
+
+    @property
+    def name(self) -> str:
+        return SERVICE_NAMES.get(self.type, "unknown")
+
+
+@dataclass(frozen=True)
+class PrivilegeExpiry:
+    """When one privilege of a decoded token ends; None: it has no expiry of its own."""
+
+    privilege: int
+    name: str
+    seconds: int | None  # after the token's issue time
+    expires_at: int | None  # unix time
 
 
 @dataclass(frozen=True)
@@ -109,9 +201,15 @@ class DecodedToken:
     ts: int | None = None  # 006
     channel_crc: int | None = None  # 006
     account_crc: int | None = None  # 006
+    declared_services: int = 1  # how many services the token says it carries
 
     def service(self, service_type: int) -> DecodedService | None:
         return next((s for s in self.services if s.type == service_type), None)
+
+    @property
+    def complete(self) -> bool:
+        """False when an unknown service type stopped the decoding (see decode())."""
+        return all(s.raw is None for s in self.services)
 
 
 def is_hex32(value: object) -> bool:
@@ -148,8 +246,10 @@ def build_007(
     salt: int,
     rtc: tuple[str, int, Mapping[int, int]] | None = None,
     rtm: tuple[str, Mapping[int, int]] | None = None,
+    chat: tuple[str, Mapping[int, int]] | None = None,
 ) -> str:
-    """Sign a 007 token: rtc=(channel, uid, privileges), rtm=(user_id, privileges).
+    """Sign a 007 token: rtc=(channel, uid, privileges), rtm=(user_id, privileges),
+    chat=(user_id, privileges; "" for an app token).
 
     Privilege values are seconds after issue_ts, as Agora's format wants.
     """
@@ -160,16 +260,16 @@ def build_007(
     token = AccessToken007(app_id, app_certificate, issue_ts=issue_ts, expire=expire)
     # The library draws its own salt and keeps it private; the engine decides it instead.
     token._AccessToken__salt = salt
+    services = []
     if rtc is not None:
         channel, uid, privileges = rtc
         _check_uint32("uid", uid, UID_MIN)
-        service = ServiceRtc007(channel, uid)
-        for privilege, value in privileges.items():
-            service.add_privilege(privilege, value)
-        token.add_service(service)
+        services.append((ServiceRtc007(channel, uid), privileges))
     if rtm is not None:
-        user_id, privileges = rtm
-        service = ServiceRtm007(user_id)
+        services.append((ServiceRtm007(rtm[0]), rtm[1]))
+    if chat is not None:
+        services.append((ServiceChat007(chat[0]), chat[1]))
+    for service, privileges in services:
         for privilege, value in privileges.items():
             service.add_privilege(privilege, value)
         token.add_service(service)
@@ -207,16 +307,109 @@ def build_006(
     return token.build()
 
 
-def _check_lifetime(lifetime: int) -> None:
+def _check_lifetime(lifetime: int, name: str = "lifetime") -> None:
     if isinstance(lifetime, bool) or not isinstance(lifetime, int):
-        raise ValueError("lifetime must be an integer")
+        raise ValueError(f"{name} must be an integer")
     if not 1 <= lifetime <= MAX_LIFETIME:
-        raise ValueError(f"lifetime must be within 1..{MAX_LIFETIME} seconds")
+        raise ValueError(f"{name} must be within 1..{MAX_LIFETIME} seconds")
 
 
 def _check_version(version: str) -> None:
     if version not in VERSIONS:
         raise ValueError(f"version must be one of {', '.join(VERSIONS)}")
+
+
+def _check_channel(channel: str) -> None:
+    if not channel:
+        raise ValueError("channel must not be empty")
+
+
+def _rtc_privileges(join_lifetime: int, publish: Mapping[str, int | None]) -> dict[int, int]:
+    """The RTC privileges, in seconds after issue, that a join lifetime and publish rights grant."""
+    _check_lifetime(join_lifetime, "join lifetime")
+    unknown = sorted(str(right) for right in publish if right not in PUBLISH_RIGHTS)
+    if unknown:
+        raise ValueError(f"publish rights are {', '.join(PUBLISH_RIGHTS)}, not {', '.join(unknown)}")
+    privileges = {PRIVILEGE_JOIN_CHANNEL: join_lifetime}
+    for right, lifetime in publish.items():
+        if lifetime is None:
+            continue  # not granted
+        _check_lifetime(lifetime, f"publish {right} lifetime")
+        if lifetime > join_lifetime:
+            # Agora removes the user when the join privilege ends, whatever else is left.
+            raise ValueError(
+                f"publish {right} lifetime ({lifetime} s) must not exceed the join lifetime "
+                f"({join_lifetime} s): the user is removed when the join privilege expires"
+            )
+        privileges[PUBLISH_RIGHTS[right]] = lifetime
+    return dict(sorted(privileges.items()))
+
+
+def _expiries(service_type: int, privileges: Mapping[int, int], now: int) -> dict[str, int]:
+    """Privilege name -> unix time it ends, from privileges in seconds after `now`."""
+    names = PRIVILEGE_NAMES[service_type]
+    return {names[privilege]: now + seconds for privilege, seconds in sorted(privileges.items())}
+
+
+def build_rtc_token_with_privileges(
+    *,
+    app_id: str,
+    app_certificate: str,
+    channel: str,
+    uid: int,
+    join_lifetime: int,
+    publish: Mapping[str, int | None],
+    now: int,
+    version: str = VERSION_007,
+    salt: int | None = None,
+) -> BuiltToken:
+    """An RTC token whose privileges end each on its own: join after `join_lifetime` seconds,
+    and `publish` maps "audio", "video", "data" to a lifetime (None or absent: not granted),
+    none longer than the join's. The token expires with the join privilege. 006 has no
+    per-media rights: there, all three for the join lifetime or none."""
+    _check_version(version)
+    privileges = _rtc_privileges(join_lifetime, publish)
+    _check_uint32("uid", uid, UID_MIN)
+    _check_channel(channel)
+    salt = new_salt() if salt is None else salt
+    if version == VERSION_007:
+        token = build_007(
+            app_id=app_id,
+            app_certificate=app_certificate,
+            issue_ts=now,
+            expire=join_lifetime,
+            salt=salt,
+            rtc=(channel, uid, privileges),
+        )
+    else:
+        granted = tuple(privileges)
+        if granted not in (PUBLISHER_PRIVILEGES, SUBSCRIBER_PRIVILEGES) or len(set(privileges.values())) > 1:
+            raise ValueError(
+                "version 006 cannot grant publish audio, video or data apart or for less than the "
+                "join lifetime (its rights are all or nothing): grant all three for the join "
+                "lifetime, or none, or use version 007"
+            )
+        token = build_006(
+            app_id=app_id,
+            app_certificate=app_certificate,
+            channel=channel,
+            account=str(uid),
+            privileges={privilege: now + seconds for privilege, seconds in privileges.items()},
+            ts=now + TS_006_OFFSET,
+            salt=salt,
+        )
+    return BuiltToken(
+        token=token,
+        version=version,
+        issued_at=now,
+        expires_at=now + join_lifetime,
+        privilege_expires_at={SERVICE_NAMES[SERVICE_RTC]: _expiries(SERVICE_RTC, privileges, now)},
+    )
+
+
+def _role_rights(publisher: bool, lifetime: int) -> dict[str, int]:
+    # Publisher: every publish right for the whole lifetime; subscriber: none.
+    return dict.fromkeys(PUBLISH_RIGHTS, lifetime) if publisher else {}
 
 
 def build_rtc_token(
@@ -235,31 +428,57 @@ def build_rtc_token(
     data; subscriber gets join only. Every privilege lasts `lifetime` seconds from `now`."""
     _check_version(version)
     _check_lifetime(lifetime)
+    return build_rtc_token_with_privileges(
+        app_id=app_id,
+        app_certificate=app_certificate,
+        channel=channel,
+        uid=uid,
+        join_lifetime=lifetime,
+        publish=_role_rights(publisher, lifetime),
+        now=now,
+        version=version,
+        salt=salt,
+    )
+
+
+def build_rtc_rtm_token_with_privileges(
+    *,
+    app_id: str,
+    app_certificate: str,
+    channel: str,
+    uid: int,
+    join_lifetime: int,
+    publish: Mapping[str, int | None],
+    now: int,
+    salt: int | None = None,
+) -> BuiltToken:
+    """One 007 token carrying the RTC service with per-privilege expiries (as
+    build_rtc_token_with_privileges) and the RTM service (user id str(uid), login for the join
+    lifetime), as Agora's RtcTokenBuilder2.build_token_with_rtm2 makes it. 006 cannot carry two
+    services."""
+    privileges = _rtc_privileges(join_lifetime, publish)
     _check_uint32("uid", uid, UID_MIN)
-    if not channel:
-        raise ValueError("channel must not be empty")
-    salt = new_salt() if salt is None else salt
-    wanted = PUBLISHER_PRIVILEGES if publisher else SUBSCRIBER_PRIVILEGES
-    if version == VERSION_007:
-        token = build_007(
-            app_id=app_id,
-            app_certificate=app_certificate,
-            issue_ts=now,
-            expire=lifetime,
-            salt=salt,
-            rtc=(channel, uid, dict.fromkeys(wanted, lifetime)),
-        )
-    else:
-        token = build_006(
-            app_id=app_id,
-            app_certificate=app_certificate,
-            channel=channel,
-            account=str(uid),
-            privileges=dict.fromkeys(wanted, now + lifetime),
-            ts=now + TS_006_OFFSET,
-            salt=salt,
-        )
-    return BuiltToken(token=token, version=version, issued_at=now, expires_at=now + lifetime)
+    _check_channel(channel)
+    rtm_privileges = {PRIVILEGE_RTM_LOGIN_007: join_lifetime}
+    token = build_007(
+        app_id=app_id,
+        app_certificate=app_certificate,
+        issue_ts=now,
+        expire=join_lifetime,
+        salt=new_salt() if salt is None else salt,
+        rtc=(channel, uid, privileges),
+        rtm=(str(uid), rtm_privileges),
+    )
+    return BuiltToken(
+        token=token,
+        version=VERSION_007,
+        issued_at=now,
+        expires_at=now + join_lifetime,
+        privilege_expires_at={
+            SERVICE_NAMES[SERVICE_RTC]: _expiries(SERVICE_RTC, privileges, now),
+            SERVICE_NAMES[SERVICE_RTM]: _expiries(SERVICE_RTM, rtm_privileges, now),
+        },
+    )
 
 
 def build_rtc_rtm_token(
@@ -277,20 +496,16 @@ def build_rtc_rtm_token(
     service (user id str(uid)), as Agora's RtcTokenBuilder2.build_token_with_rtm makes it;
     every privilege lasts `lifetime` seconds from `now`. 006 cannot carry two services."""
     _check_lifetime(lifetime)
-    _check_uint32("uid", uid, UID_MIN)
-    if not channel:
-        raise ValueError("channel must not be empty")
-    wanted = PUBLISHER_PRIVILEGES if publisher else SUBSCRIBER_PRIVILEGES
-    token = build_007(
+    return build_rtc_rtm_token_with_privileges(
         app_id=app_id,
         app_certificate=app_certificate,
-        issue_ts=now,
-        expire=lifetime,
-        salt=new_salt() if salt is None else salt,
-        rtc=(channel, uid, dict.fromkeys(wanted, lifetime)),
-        rtm=(str(uid), {PRIVILEGE_RTM_LOGIN_007: lifetime}),
+        channel=channel,
+        uid=uid,
+        join_lifetime=lifetime,
+        publish=_role_rights(publisher, lifetime),
+        now=now,
+        salt=salt,
     )
-    return BuiltToken(token=token, version=VERSION_007, issued_at=now, expires_at=now + lifetime)
 
 
 def build_rtm_token(
@@ -319,7 +534,13 @@ def build_rtm_token(
             salt=salt,
             rtm=(user_id, {PRIVILEGE_RTM_LOGIN_007: lifetime}),
         )
-        return BuiltToken(token=token, version=version, issued_at=now, expires_at=now + lifetime)
+        return BuiltToken(
+            token=token,
+            version=version,
+            issued_at=now,
+            expires_at=now + lifetime,
+            privilege_expires_at={SERVICE_NAMES[SERVICE_RTM]: {"login": now + lifetime}},
+        )
     ts = now + TS_006_OFFSET
     token = build_006(
         app_id=app_id,
@@ -331,7 +552,87 @@ def build_rtm_token(
         ts=ts,
         salt=salt,
     )
-    return BuiltToken(token=token, version=version, issued_at=now, expires_at=ts)
+    return BuiltToken(
+        token=token,
+        version=version,
+        issued_at=now,
+        expires_at=ts,
+        privilege_expires_at={SERVICE_NAMES[SERVICE_RTM]: {"login": ts}},
+    )
+
+
+def _build_chat_token(
+    *,
+    app_id: str,
+    app_certificate: str,
+    user_id: str,
+    privilege: int,
+    lifetime: int,
+    now: int,
+    salt: int | None,
+) -> BuiltToken:
+    _check_lifetime(lifetime)
+    privileges = {privilege: lifetime}
+    token = build_007(
+        app_id=app_id,
+        app_certificate=app_certificate,
+        issue_ts=now,
+        expire=lifetime,
+        salt=new_salt() if salt is None else salt,
+        chat=(user_id, privileges),
+    )
+    return BuiltToken(
+        token=token,
+        version=VERSION_007,
+        issued_at=now,
+        expires_at=now + lifetime,
+        privilege_expires_at={SERVICE_NAMES[SERVICE_CHAT]: _expiries(SERVICE_CHAT, privileges, now)},
+    )
+
+
+def build_chat_user_token(
+    *,
+    app_id: str,
+    app_certificate: str,
+    user_id: str,
+    lifetime: int,
+    now: int,
+    salt: int | None = None,
+) -> BuiltToken:
+    """An Agora Chat user token (007 only) for one chat user id, valid `lifetime` seconds from
+    `now`, as Agora's ChatTokenBuilder2.build_user_token makes it."""
+    if not user_id:
+        raise ValueError("user_id must not be empty")
+    return _build_chat_token(
+        app_id=app_id,
+        app_certificate=app_certificate,
+        user_id=user_id,
+        privilege=PRIVILEGE_CHAT_USER,
+        lifetime=lifetime,
+        now=now,
+        salt=salt,
+    )
+
+
+def build_chat_app_token(
+    *,
+    app_id: str,
+    app_certificate: str,
+    lifetime: int,
+    now: int,
+    salt: int | None = None,
+) -> BuiltToken:
+    """An Agora Chat app token (007 only): the app server's credential for Chat's REST API,
+    never a client's; as Agora's ChatTokenBuilder2.build_app_token makes it."""
+    return _build_chat_token(
+        app_id=app_id,
+        app_certificate=app_certificate,
+        user_id="",
+        privilege=PRIVILEGE_CHAT_APP,
+        lifetime=lifetime,
+        now=now,
+        salt=salt,
+    )
 
 
 # --- decoding ---------------------------------------------------------------------------------
@@ -403,25 +704,18 @@ def _decode_007(body: str) -> DecodedToken:
     issue_ts = reader.uint32()
     expire = reader.uint32()
     salt = reader.uint32()
+    declared = reader.uint16()
     services = []
-    for _ in range(reader.uint16()):
+    for _ in range(declared):
         service_type = reader.uint16()
-        privileges = reader.uint32_map()
-        if service_type == SERVICE_RTC:
-            channel = reader.text()
-            account = reader.text()
-            services.append(DecodedService(service_type, privileges, channel=channel, account=account))
-        elif service_type in (SERVICE_RTM, 5):  # RTM and Chat carry a user id
-            services.append(DecodedService(service_type, privileges, user_id=reader.text()))
-        elif service_type == 4:  # FPA: privileges only
-            services.append(DecodedService(service_type, privileges))
-        elif service_type == 7:  # APaaS: room uuid, user uuid, role
-            room, user = reader.text(), reader.text()
-            reader.int16()
-            services.append(DecodedService(service_type, privileges, channel=room, user_id=user))
-        else:
-            raise InvalidTokenError(f"token has unknown service type {service_type}")
-    reader.end()
+        if service_type not in SERVICE_NAMES:
+            # A service's payload carries no length, so nothing past an unknown type can be
+            # located: keep its bytes and stop, as Agora's own parsers do.
+            services.append(DecodedService(service_type, {}, raw=reader.rest()))
+            break
+        services.append(_read_service(reader, service_type))
+    else:
+        reader.end()
     return DecodedToken(
         version=VERSION_007,
         app_id=app_id,
@@ -431,7 +725,32 @@ def _decode_007(body: str) -> DecodedToken:
         services=tuple(services),
         signature=signature,
         signed_content=signed,
+        declared_services=declared,
     )
+
+
+def _read_service(reader: _Reader, service_type: int) -> DecodedService:
+    """One known 007 service after its type number: privileges, then its own fields."""
+    privileges = reader.uint32_map()
+    if service_type in (SERVICE_RTC, SERVICE_STREAMING, SERVICE_FCDN):
+        channel = reader.text()
+        account = reader.text()
+        return DecodedService(service_type, privileges, channel=channel, account=account)
+    if service_type in (SERVICE_RTM, SERVICE_CHAT):
+        return DecodedService(service_type, privileges, user_id=reader.text())
+    if service_type == SERVICE_APAAS:
+        room, user = reader.text(), reader.text()
+        return DecodedService(service_type, privileges, channel=room, user_id=user, role=reader.int16())
+    if service_type == SERVICE_RTM2:
+        user = reader.text()
+        permissions: dict[int, dict[int, tuple[str, ...]]] = {}
+        for _ in range(reader.uint16()):
+            by_permission = permissions.setdefault(reader.uint16(), {})
+            for _ in range(reader.uint16()):
+                permission = reader.uint16()
+                by_permission[permission] = tuple(reader.text() for _ in range(reader.uint16()))
+        return DecodedService(service_type, privileges, user_id=user, permissions=permissions)
+    return DecodedService(service_type, privileges)  # FPA, ConvoAI, STT: privileges only
 
 
 def _decode_006(body: str) -> DecodedToken:
@@ -471,7 +790,13 @@ def _decode_006(body: str) -> DecodedToken:
 
 
 def decode(token: str) -> DecodedToken:
-    """Every field of a 006 or 007 token; InvalidTokenError if it is neither."""
+    """Every field of a 006 or 007 token; InvalidTokenError if it is neither.
+
+    A 007 service of a type this engine does not know ends the decoding there: the format gives
+    a service's payload no length, so its fields and any service after it cannot be located. It
+    is kept as a DecodedService with `raw` set (and `complete` is False); the signature still
+    covers every byte, so verify() answers for it as for any token.
+    """
     if not isinstance(token, str) or not token.isascii():
         raise InvalidTokenError("token must be an ASCII string")
     version, body = token[:3], token[3:]
@@ -520,6 +845,96 @@ def verify(
     return hmac.compare_digest(expected, decoded.signature)
 
 
+def identify_certificate(
+    token: str | DecodedToken,
+    certificates: Mapping[str, str],
+    *,
+    channel: str | None = None,
+    account: str | None = None,
+) -> str | None:
+    """Which of several certificates signed a token, for rotation: the label of the first in
+    `certificates` (label -> certificate, e.g. {"primary": ..., "secondary": ...}) under which
+    it verifies, or None. A 006 token needs its channel and account, as for verify()."""
+    decoded = decode(token) if isinstance(token, str) else token
+    if decoded.version == VERSION_006 and (channel is None or account is None):
+        raise ValueError("a 006 token is verified against the channel and account it names")
+    for label, certificate in certificates.items():
+        if verify(decoded, certificate, channel=channel, account=account):
+            return label
+    return None
+
+
+def certificate_fingerprint(app_certificate: str) -> str:
+    """A short label that tells certificates apart in audit rows and logs without revealing
+    them: "sha256:" and the first 8 hex digits of the SHA-256 of the certificate as given (its
+    spelling is what signs, so two spellings are two keys)."""
+    if not is_hex32(app_certificate):
+        raise ValueError("app_certificate must be 32 hex characters")
+    return "sha256:" + hashlib.sha256(app_certificate.encode("ascii")).hexdigest()[:8]
+
+
+def privilege_name(version: str, service_type: int, privilege: int) -> str:
+    """A privilege's name as Agora's sources spell it, or "privilege_<id>" if they name none."""
+    names = PRIVILEGE_NAMES_006 if version == VERSION_006 else PRIVILEGE_NAMES
+    return names.get(service_type, {}).get(privilege, f"privilege_{privilege}")
+
+
+def privilege_expiries(decoded: DecodedToken, service: DecodedService) -> tuple[PrivilegeExpiry, ...]:
+    """When each privilege of one decoded service ends, by privilege id.
+
+    007 stores seconds after issue, 006 absolute unix times; 0 in either means no expiry of the
+    privilege's own. RTM 006 ends with the token (Agora ignores the privilege's expiry).
+    """
+    expiries = []
+    for privilege, value in sorted(service.privileges.items()):
+        if decoded.version == VERSION_006 and service.type == SERVICE_RTM:
+            expires_at: int | None = decoded.expires_at
+        elif decoded.version == VERSION_006:
+            expires_at = value or None
+        else:
+            expires_at = decoded.issued_at + value if value else None
+        seconds = None if expires_at is None else expires_at - decoded.issued_at
+        name = privilege_name(decoded.version, service.type, privilege)
+        expiries.append(PrivilegeExpiry(privilege, name, seconds, expires_at))
+    return tuple(expiries)
+
+
+def _service_summary(decoded: DecodedToken, index: int, service: DecodedService) -> dict:
+    summary: dict = {"type": service.name, "type_id": service.type}
+    if service.raw is not None:
+        after = decoded.declared_services - index - 1
+        return {
+            **summary,
+            "raw": service.raw.hex(),
+            "services_after": after,
+            "note": (
+                f"service type {service.type} is none that Agora's builders define here; a 007 "
+                "service carries no length, so its fields and the services after it cannot be "
+                "read (raw: every byte after its type number); the signature covers them all"
+            ),
+        }
+    summary["privileges"] = {str(k): v for k, v in sorted(service.privileges.items())}
+    summary["expiries"] = {
+        e.name: {"id": e.privilege, "seconds": e.seconds, "expires_at": e.expires_at}
+        for e in privilege_expiries(decoded, service)
+    }
+    if service.type == SERVICE_APAAS:
+        summary.update(room_uuid=service.channel, user_uuid=service.user_id, role=service.role)
+        return summary
+    for key in ("channel", "account", "user_id"):
+        if (value := getattr(service, key)) is not None:
+            summary[key] = value
+    if service.permissions is not None:
+        summary["permissions"] = {
+            RTM2_RESOURCE_NAMES.get(resource, f"resource_{resource}"): {
+                RTM2_PERMISSION_NAMES.get(permission, f"permission_{permission}"): list(names)
+                for permission, names in by_permission.items()
+            }
+            for resource, by_permission in service.permissions.items()
+        }
+    return summary
+
+
 def inspect(
     token: str,
     app_certificate: str,
@@ -529,7 +944,9 @@ def inspect(
 ) -> dict:
     """A JSON-ready summary of a token and whether its signature verifies.
 
-    For 006, pass the channel and account (see verify); without them `signature_valid` is None.
+    Each service: its type (name and `type_id`), raw `privileges` (id -> stored value), their
+    `expiries` (name -> seconds after issue and unix time), and whom it names. For 006, pass
+    the channel and account (see verify); without them `signature_valid` is None.
     """
     decoded = decode(token)
     if decoded.version == VERSION_006 and (channel is None or account is None):
@@ -542,15 +959,6 @@ def inspect(
         "issued_at": decoded.issued_at,
         "expires_at": decoded.expires_at,
         "salt": decoded.salt,
-        "services": [
-            {
-                "type": {SERVICE_RTC: "rtc", SERVICE_RTM: "rtm"}.get(s.type, str(s.type)),
-                "privileges": {str(k): v for k, v in sorted(s.privileges.items())},
-                **({"channel": s.channel} if s.channel is not None else {}),
-                **({"account": s.account} if s.account is not None else {}),
-                **({"user_id": s.user_id} if s.user_id is not None else {}),
-            }
-            for s in decoded.services
-        ],
+        "services": [_service_summary(decoded, i, s) for i, s in enumerate(decoded.services)],
         "signature_valid": valid,
     }
