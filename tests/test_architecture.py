@@ -92,8 +92,16 @@ LAYERS = (
     ),
     Layer(
         "domain",
-        "what services apply: models, the join path's SQL, policies, metrics, their settings' checks",
-        {"tokens.models", "tokens.joinpath.statements", "tokens.policies", "tokens.metrics", "tokens.checks"},
+        "what services apply: models, the join path's SQL, policies, metrics, Agora's REST API,"
+        " their settings' checks",
+        {
+            "tokens.models",
+            "tokens.joinpath.statements",
+            "tokens.policies",
+            "tokens.metrics",
+            "tokens.checks",
+            "tokens.agora_rest.*",
+        },
     ),
     Layer(
         "leaves",
