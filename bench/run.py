@@ -3,8 +3,8 @@ Express server (../shared/anchors/seed-express), loaded with the same wrk script
 and duration in alternating rounds. A benchmark, not a test: it prints figures and writes
 bench/RESULTS.md; it fails (exit 1) only when the audit log and the 2xx answers disagree, or
 (exit 2) when it cannot run. The machine is shared and noisy: only the same-run ratio
-project/tutorial means much.
-How it measures: bench/README.md.
+project/tutorial means much. `make bench-faults` (BENCH_FAULTS=1): PostgreSQL and Redis
+restarted under load instead (bench/faults.py). How it measures: bench/README.md.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script (make bench): the repository is the import root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import lanes
+from bench import faults, lanes
 from bench.config import (
     BENCH,
     ENDPOINTS,
@@ -33,6 +33,7 @@ from bench.config import (
     TWIN_TABLE,
     BenchError,
     Config,
+    env_flag,
 )
 from bench.lanes import Lane, log
 from bench.load import Round, ensure_wrk, flush_disk, wrk
@@ -261,6 +262,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     LOGS.mkdir(parents=True, exist_ok=True)
     try:
+        if env_flag("BENCH_FAULTS"):
+            return faults.main()
         return Bench(Config()).run()
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
