@@ -270,7 +270,8 @@ class Outage:
             (
                 "audit rows = 2xx answers",
                 self.audit_rows == self.ok,
-                f"{self.audit_rows} rows, {self.ok} 2xx",
+                f"{self.audit_rows} rows, {self.ok} 2xx"
+                + (f" ({self.audit_rows - self.ok:+d})" if self.audit_rows != self.ok else ""),
             ),
             (
                 f"first 2xx < {RECOVERY_TARGET_S:g} s after the service is back",
