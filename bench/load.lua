@@ -1,15 +1,15 @@
--- wrk script for bench/run.py: one request (a JSON POST, or a GET), rotating over many API tokens.
+-- wrk script for bench/load.py (make bench): one request (a JSON POST, or a GET), rotating over many API tokens.
 --
 --   wrk -t2 -c32 -d40s -s bench/load.lua http://127.0.0.1:8000 -- TOKENS_FILE METHOD PATH BODY WINDOW_MS [BUCKET_MS]
 --
 -- (BODY "-" for none.) Every connection sends requests for WINDOW_MS, then stops sending and
 -- waits for its last answer; each thread prints "BENCH_DRAINED" once nothing of its own is in
--- flight, and run.py then ends wrk with SIGINT (wrk's -d is only the longest wait). So no
+-- flight, and load.py then ends wrk with SIGINT (wrk's -d is only the longest wait). So no
 -- request is left unanswered when wrk exits, and the 2xx count printed here can be compared
 -- exactly with the audit rows the server wrote. Each thread rotates over the tokens in
 -- TOKENS_FILE (one API key per line; one line for the one-user load) from its own offset.
 -- req/s counts the answers received within the window. done() prints one line,
--- "BENCH_RESULT {json}", that run.py parses; answers are counted by class (2xx, 503, other
+-- "BENCH_RESULT {json}", that load.py parses; answers are counted by class (2xx, 503, other
 -- 5xx, other). With BUCKET_MS (the outage runs, bench/faults.py) it also prints
 -- one "BENCH_TIMELINE BUCKET_MS slice 2xx 503 5xx other;..." line per thread: its answers in each
 -- BUCKET_MS slice of CLOCK_MONOTONIC (the clock of Python's time.monotonic()) by class, so the
@@ -83,7 +83,7 @@ function delay()
   end
   if now >= deadline then
     report_if_drained()
-    return 3600 * 1000 -- stop sending; run.py (or wrk's -d) ends the run
+    return 3600 * 1000 -- stop sending; load.py (or wrk's -d) ends the run
   end
   return 0
 end
