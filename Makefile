@@ -1,5 +1,5 @@
 # `make run`: serve on http://127.0.0.1:8000 (SQLite, demo account).  `make test`: lint + tests.
-# `make serve`: the production server.  `make bench`: load benchmark (bench/RESULTS.md).
+# `make serve`: the production server.  `make bench`, `make bench-faults`: benchmarks (bench/README.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +12,7 @@ POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 WEB_CONCURRENCY ?= $$((2 * $$(nproc)))
 DJANGO_DEBUG ?= false
 
-.PHONY: run serve bench test test-postgres lint format superuser collectstatic clean
+.PHONY: run serve bench bench-faults test test-postgres lint format superuser collectstatic clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,10 +54,15 @@ serve: $(VENV)/.runtime-installed
 	  --workers $(WEB_CONCURRENCY) --blocking-threads 1 --respawn-failed-workers --log-level warning \
 	  tokenserver.wsgi:application
 
-# A benchmark, not a test: the project beside the tutorial's server. bench/run.py installs
-# wrk (apt-get) when it is missing; its knobs: `.venv/bin/python bench/run.py --help`.
+# Benchmarks, not tests (bench/README.md): the project beside the tutorial's server; and
+# PostgreSQL and Redis restarted under load (private instances on their own ports, never the
+# machine's). bench/run.py installs wrk (apt-get) when it is missing; its knobs:
+# `.venv/bin/python bench/run.py --help`.
 bench: $(VENV)/.runtime-installed
 	$(BIN)/python bench/run.py
+
+bench-faults: $(VENV)/.runtime-installed
+	BENCH_FAULTS=1 $(BIN)/python bench/run.py
 
 # Tests ignore .env (DJANGO_ENV_FILE empty) so they run the same in any checkout.
 test: $(VENV)/.dev-installed

@@ -1,5 +1,6 @@
 """Run the project as a separate server process, the production way, for tests that need a
-real process boundary: outages, chunked bodies, two processes sharing a database and cache."""
+real process boundary (outages, chunked bodies, two processes sharing a database and cache) and
+for the benchmark (bench/), which starts, waits for and stops its servers with the same pieces."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +23,14 @@ from typing import NoReturn
 ROOT = Path(__file__).resolve().parent.parent
 NODE_TOOLS = ROOT / "tests" / "node"  # node scripts run by tests, with their own package-lock.json
 
+# The project's own variables (and the servers' and make's): a served app reads none of the
+# caller's, so a developer's shell or CI's environment cannot change what is measured or tested.
+PROJECT_VARIABLES = (
+    "DJANGO_", "AGORA_", "DATABASE_", "CACHE_", "THROTTLE_", "LOGIN_", "METRICS_", "PROMETHEUS_",
+    "AUTH_TOKEN_", "TRUSTED_PROXY", "LOG_LEVEL", "DEMO_", "WEB_CONCURRENCY", "GRANIAN_",
+    "GUNICORN_CMD_ARGS", "MAKE", "MFLAGS",
+)  # fmt: skip
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -28,24 +39,22 @@ def free_port() -> int:
 
 
 def server_env(**overrides: str) -> dict[str, str]:
-    """A production-like environment: DEBUG off, no .env, test credentials."""
-    from tests.conftest import APP_CERTIFICATE, APP_ID
-
+    """A production-like environment: DEBUG off, no .env, test credentials unless given."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(
-            ("DJANGO_", "AGORA_", "DATABASE_", "CACHE_", "THROTTLE_", "LOGIN_", "METRICS_", "PROMETHEUS_")
-        )
+        if not key.startswith(PROJECT_VARIABLES) and key not in ("HOST", "PORT")
     }
     env.update(
         DJANGO_ENV_FILE="",
         DJANGO_DEBUG="false",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        AGORA_APP_ID=APP_ID,
-        AGORA_APP_CERTIFICATE=APP_CERTIFICATE,
         LOG_LEVEL="WARNING",
     )
+    if not {"AGORA_APP_ID", "AGORA_APP_CERTIFICATE"} <= overrides.keys():
+        from tests.conftest import APP_CERTIFICATE, APP_ID  # needs Django's settings: tests only
+
+        env.update(AGORA_APP_ID=APP_ID, AGORA_APP_CERTIFICATE=APP_CERTIFICATE)
     env.update(overrides)
     return env
 
@@ -59,40 +68,96 @@ def manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+class ServerProcess:
+    """A server process in a session of its own (stopping its process group stops its workers
+    too), its output appended to `log_path`."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path = ROOT, name=""):
+        self.argv, self.log_path, self.name = argv, log_path, name or Path(argv[0]).name
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            self.popen = subprocess.Popen(
+                argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def main_pid(self) -> int:
+        """The server's main process: make's child for `make serve` (the recipe execs it)."""
+        pid = self.popen.pid
+        if Path(self.argv[0]).name == "make":
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+        return pid
+
+    def wait_until_answering(self, url: str, *, timeout: float = 30, healthy: bool = False) -> None:
+        """Until `url` answers over HTTP (`healthy`: with a 200); RuntimeError with the server's
+        output if it exits or does not answer in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (our own server)
+                    return
+            except urllib.error.HTTPError:
+                if not healthy:
+                    return  # it answers (503 is an answer)
+            except OSError:
+                pass
+            if not self.alive() or time.monotonic() > deadline:
+                state = "exited" if not self.alive() else f"did not answer {url} within {timeout:.0f} s"
+                raise RuntimeError(f"{self.name} {state} ({self.log_path}):\n{self.output()[-3000:]}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM to the main process, which stops its workers in order (sent to the whole group,
+        a worker could exit first and be logged as an unexpected exit); then to the group, then
+        SIGKILL to whatever is left."""
+        if self.alive():
+            for target in (self.main_pid(), -self.popen.pid):  # a negative pid: the group
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(target, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.popen.wait(timeout=timeout)
+                    break
+        self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group, at once."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+
+def granian_argv(port: int, workers: int, blocking_threads: int = 1) -> list[str]:
+    """The production server's command, as `make serve` runs it (granian, WSGI)."""
+    return [
+        sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(workers), "--blocking-threads", str(blocking_threads),
+        "--log-level", "warning", "tokenserver.wsgi:application",
+    ]  # fmt: skip
+
+
 @contextlib.contextmanager
 def running_server(env: dict[str, str], *, workers: int = 1):
     """Serve the project in its own process with the production server, as `make serve` runs
     it (granian, WSGI, one thread per worker), until the block ends; yields its base URL."""
     port = free_port()
-    command = [
-        sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1",
-        "--port", str(port), "--workers", str(workers), "--blocking-threads", "1",
-        "--log-level", "warning", "tokenserver.wsgi:application",
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=2)  # noqa: S310 (our own server)
-                break
-            except urllib.error.HTTPError:
-                break  # it answers (503 is an answer)
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start:\n{process.stdout.read()}") from None
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
+    with tempfile.TemporaryDirectory(prefix="server-") as logs:
+        process = ServerProcess(granian_argv(port, workers), env, Path(logs) / "server.log", name="server")
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            process.wait_until_answering(base + "/healthz")
+            yield base
+        finally:
+            process.stop(timeout=10)
 
 
 def raw_http(base_url: str, request: bytes) -> bytes:
