@@ -40,8 +40,16 @@ LAYERS = (
     ),
     Layer(
         "app wiring",
-        "what Django loads by name: URLs, app configs, admin site and registrations, commands",
-        {"tokens.urls", "tokens.apps", "tokens.admin", "tokens.admin_site", "tokens.management.*"},
+        "what Django loads by name: URLs, app configs, admin site and registrations, commands, the"
+        " signal receivers the app config connects",
+        {
+            "tokens.urls",
+            "tokens.apps",
+            "tokens.admin",
+            "tokens.admin_site",
+            "tokens.management.*",
+            "tokens.signals",
+        },
     ),
     Layer(
         "model admins",
@@ -52,6 +60,7 @@ LAYERS = (
             "tokens.admin.identities",
             "tokens.admin.channel_rules",
             "tokens.admin.users",
+            "tokens.admin.moderation",
         },
     ),
     Layer(
@@ -87,8 +96,9 @@ LAYERS = (
     ),
     Layer(
         "services",
-        "business rules and transactions, read-only lookups: for views, admin and commands alike",
-        {"tokens.services.*", "tokens.selectors"},
+        "business rules and transactions, read-only lookups: for views, admin and commands alike;"
+        " the tasks the worker runs (moderation at Agora)",
+        {"tokens.services.*", "tokens.selectors", "tokens.tasks"},
     ),
     Layer(
         "domain",

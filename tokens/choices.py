@@ -35,3 +35,49 @@ class Source(models.TextChoices):
 # Computed once: an enum's `.values` builds a new list on every use.
 ROLES = tuple(Role.values)
 SERVICES = tuple(Service.values)
+
+
+# --- moderation -----------------------------------------------------------------------------
+
+
+class ModerationKind(models.TextChoices):
+    """What a moderation action does; a ban or mute lasts its duration, a kick only removes."""
+
+    KICK = "kick", "Kick"
+    BAN = "ban", "Ban (join)"
+    MUTE_AUDIO = "mute_audio", "Mute audio (publish audio)"
+    MUTE_VIDEO = "mute_video", "Mute video (publish video)"
+    LIFT = "lift", "Lift a ban"
+
+
+class ModerationState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPLIED = "applied", "Applied"
+    FAILED = "failed", "Failed"
+    LIFTED = "lifted", "Lifted"
+
+
+class ModerationSource(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    API = "api", "API"
+    CLI = "cli", "Management command"
+    REVOCATION = "revocation", "Revocation (user deactivated, deleted or revoked)"
+    SYSTEM = "system", "Server (e.g. a leaked token)"
+
+
+class BanPrivilege(models.TextChoices):
+    """What a ban takes away, by Agora's names (tokens.agora_rest.Privilege)."""
+
+    JOIN_CHANNEL = "join_channel", "join the channel"
+    PUBLISH_AUDIO = "publish_audio", "publish audio"
+    PUBLISH_VIDEO = "publish_video", "publish video"
+
+
+# The privilege each lasting kind takes away (a kick takes join_channel for no time).
+KIND_PRIVILEGE = {
+    ModerationKind.KICK: BanPrivilege.JOIN_CHANNEL,
+    ModerationKind.BAN: BanPrivilege.JOIN_CHANNEL,
+    ModerationKind.MUTE_AUDIO: BanPrivilege.PUBLISH_AUDIO,
+    ModerationKind.MUTE_VIDEO: BanPrivilege.PUBLISH_VIDEO,
+}
+LASTING_KINDS = (ModerationKind.BAN, ModerationKind.MUTE_AUDIO, ModerationKind.MUTE_VIDEO)

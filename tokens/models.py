@@ -6,7 +6,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tokens import agora, choices, ncs, validators
-from tokens.choices import MAIN_SLOT
+from tokens.choices import (
+    LASTING_KINDS,
+    MAIN_SLOT,
+    BanPrivilege,
+    ModerationKind,
+    ModerationSource,
+    ModerationState,
+)
 
 
 class AgoraIdentity(models.Model):
@@ -128,6 +135,18 @@ class IssuedToken(AppendOnlyModel):
         db_index=False,  # never searched by; one index fewer to write per token
         help_text="The admin who issued it from the admin's temporary-token page.",
     )
+    # Live revocation (tokens/services/moderation.py): the one change an audit row takes, made
+    # through a queryset update() when its user is deactivated, deleted or revoked.
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        help_text="Who revoked it (empty with a revocation time: the server, e.g. on deletion).",
+    )
 
     append_only_message = "the token audit log is append-only"
 
@@ -204,6 +223,12 @@ class ChannelRule(models.Model):
     )
     groups = models.ManyToManyField(
         "auth.Group", blank=True, help_text="Admitted groups; none admits every logged-in user."
+    )
+    moderators = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="moderated_channel_rules",
+        help_text="Groups whose members may kick, ban and mute in the channels this rule matches.",
     )
     max_role = models.CharField(
         "highest role",
@@ -294,3 +319,154 @@ class ChannelEvent(AppendOnlyModel):
         return (
             f"{self.get_event_type_display()} {self.channel!r}{who} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
         )
+
+
+class ModerationAction(models.Model):
+    """One moderation request (kick, ban, mute, lift), written before Agora is asked and carried
+    out by a task (tokens/tasks.py) until applied or given up: who asked, when, whom (a user's
+    every slot uid, or one uid), which channel, how long, Agora's rule ids (`rules`), and the
+    state with the reason it failed."""
+
+    Kind, State, Source = ModerationKind, ModerationState, ModerationSource
+
+    requested_at = models.DateTimeField(default=timezone.now)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        help_text="Empty: the server itself (a revocation on deletion, a leaked token).",
+    )
+    requested_by_name = models.CharField("requested by (name)", max_length=150, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    channel = models.CharField(max_length=64)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="agora_moderation_actions",
+        db_index=False,  # the (user, newest first) index below serves it
+        help_text="Whom it is about; empty for a uid no user owns, or a user since deleted.",
+    )
+    username = models.CharField(max_length=150, blank=True)
+    uids = models.JSONField("Agora uids", default=list, help_text="Every uid it applies to.")
+    seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How long a ban or mute lasts; 0 for a kick."
+    )
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="When a ban or mute ends.")
+    reason = models.CharField(max_length=200, blank=True)
+    lifts = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="lifted_by_actions",
+        help_text="The ban or mute a lift undoes.",
+    )
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    failure = models.CharField("failure reason", max_length=300, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    # The task machinery (tokens/tasks.py): attempts started, the task due to run the next
+    # one, when it is due, and how long a running attempt holds the action (its lease: past
+    # it, the attempt is taken for dead and the worker's recovery enqueues another).
+    attempts = models.PositiveSmallIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    running_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "moderation action"
+        ordering = ["-requested_at", "-id"]
+        permissions = [("moderate", "Can kick, ban and mute users in Agora channels")]
+        indexes = [
+            models.Index(fields=["-requested_at", "-id"], name="moderation_newest_first"),
+            models.Index(fields=["channel", "-requested_at"], name="moderation_channel"),
+            models.Index(fields=["user", "-requested_at"], name="moderation_user"),
+            # What the worker's recovery looks at: the few actions still pending.
+            models.Index(fields=["next_attempt_at"], name="moderation_pending", condition=Q(state="pending")),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind__in=[kind.value for kind in LASTING_KINDS])
+                | (Q(seconds__gt=0) & Q(ends_at__isnull=False)),
+                name="moderation_ban_has_duration",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="lift") | Q(lifts__isnull=False), name="moderation_lift_names_its_ban"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = self.username or ", ".join(map(str, self.uids))
+        return f"{self.get_kind_display()} {who} in {self.channel!r} ({self.get_state_display()})"
+
+    @property
+    def lasting(self) -> bool:
+        """A ban or a mute (it has a duration and can be lifted)."""
+        return self.kind in LASTING_KINDS
+
+
+class ModerationRule(models.Model):
+    """One of Agora's ban rules an action made, one per uid (Agora's rules are per uid and
+    channel): its id stored as soon as Agora answers it, so no retry makes a second one and a
+    lift can delete it."""
+
+    action = models.ForeignKey(ModerationAction, on_delete=models.CASCADE, related_name="rules")
+    uid = models.PositiveBigIntegerField("Agora uid")
+    rule_id = models.PositiveBigIntegerField("Agora rule id", null=True, blank=True)
+    created_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, help_text="When a lift removed it at Agora.")
+
+    class Meta:
+        verbose_name = "Agora ban rule"
+        ordering = ["action", "uid"]
+        constraints = [
+            models.UniqueConstraint(fields=["action", "uid"], name="moderation_rule_one_per_uid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id or '(none yet)'} for uid {self.uid}"
+
+
+class ChannelBan(models.Model):
+    """A ban or mute the join path enforces while it lasts: no token for `channel` (a ban) or
+    no publisher token (a mute) for `user`, read by the audit row's statement itself
+    (tokens/joinpath/statements.py). Written with its action, deleted when lifted, purged once
+    ended: a small table of live bans, so the join path's probe stays one index lookup however
+    long the moderation history grows."""
+
+    Privilege = BanPrivilege
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # the (user, channel, ends_at) index below serves it
+    )
+    channel = models.CharField(max_length=64)
+    privilege = models.CharField(max_length=13, choices=Privilege.choices)
+    ends_at = models.DateTimeField()
+    action = models.ForeignKey(ModerationAction, on_delete=models.CASCADE, related_name="channel_bans")
+
+    class Meta:
+        verbose_name = "channel ban"
+        indexes = [models.Index(fields=["user", "channel", "ends_at"], name="channel_ban_probe")]
+        constraints = [
+            models.UniqueConstraint(fields=["action", "privilege"], name="channel_ban_one_per_action"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_privilege_display()} {self.channel!r} until {self.ends_at:%Y-%m-%d %H:%M:%S}"

@@ -67,15 +67,8 @@ def _matches(pattern: str, channel: str, username: str, main_uid) -> bool:
     return channel == pattern
 
 
-def channel_rules(user: AbstractBaseUser, channel: str, role: str) -> None:
-    """AGORA_CHANNEL_POLICY=rules: the admin's channel rules decide, read on every request (one
-    query, one more when a rule names {uid}), so an edited or deleted rule applies to the very
-    next request in every process."""
-    admitted = (
-        ChannelRule.objects.filter(Q(groups__isnull=True) | Q(groups__user=user))
-        .values_list("pattern", "max_role")
-        .distinct()
-    )
+def _main_uid_lookup(user: AbstractBaseUser):
+    """A function giving the user's main uid, looked up once, when a pattern names {uid}."""
     uid_cache = []
 
     def main_uid():
@@ -85,6 +78,19 @@ def channel_rules(user: AbstractBaseUser, channel: str, role: str) -> None:
             )
         return uid_cache[0]
 
+    return main_uid
+
+
+def channel_rules(user: AbstractBaseUser, channel: str, role: str) -> None:
+    """AGORA_CHANNEL_POLICY=rules: the admin's channel rules decide, read on every request (one
+    query, one more when a rule names {uid}), so an edited or deleted rule applies to the very
+    next request in every process."""
+    admitted = (
+        ChannelRule.objects.filter(Q(groups__isnull=True) | Q(groups__user=user))
+        .values_list("pattern", "max_role")
+        .distinct()
+    )
+    main_uid = _main_uid_lookup(user)
     username = user.get_username()
     roles = {max_role for pattern, max_role in admitted if _matches(pattern, channel, username, main_uid)}
     if not roles:
@@ -114,3 +120,12 @@ def check_channel_allowed(user: AbstractBaseUser, channel: str, role: str) -> No
         if str(exc):
             refusal.fields["channel"] = [str(exc)]
         raise refusal from None
+
+
+def moderates_channel(user: AbstractBaseUser, channel: str) -> bool:
+    """Whether a channel rule whose pattern matches `channel` names one of `user`'s groups as
+    its moderators: read on every call (one query), as the rules policy reads its rules."""
+    patterns = ChannelRule.objects.filter(moderators__user=user).values_list("pattern", flat=True).distinct()
+    main_uid = _main_uid_lookup(user)
+    username = user.get_username()
+    return any(_matches(pattern, channel, username, main_uid) for pattern in patterns)

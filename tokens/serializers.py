@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from rest_framework import serializers
 
-from tokens import validators
+from tokens import agora, validators
 
 
 class SchemaExtraMixin:
@@ -157,3 +157,73 @@ class HealthErrorOutput(HealthOutput):
 
     error = ErrorDetail()
     status = serializers.ChoiceField(choices=["unhealthy"])
+
+
+# --- moderation ---------------------------------------------------------------------------------
+
+
+def _uid_field(help_text: str) -> StrictIntegerField:
+    return StrictIntegerField(
+        required=False, min_value=agora.UID_MIN, max_value=agora.UID_MAX, help_text=help_text
+    )
+
+
+class _ModerationTarget(StrictSerializer):
+    """Whom an action is about: a username or one of the user's uids (exactly one)."""
+
+    username = StrictCharField(required=False, max_length=150, help_text="The user to moderate.")
+    uid = _uid_field("Or one of the user's uids (any slot): the action covers all of them.")
+    reason = StrictCharField(required=False, default="", max_length=200, help_text="Kept with the action.")
+
+    def validate(self, attrs):
+        if ("username" in attrs) == ("uid" in attrs):
+            message = "Give a username or a uid (exactly one)."
+            raise serializers.ValidationError({"username": [message], "uid": [message]})
+        return attrs
+
+
+class ModerationInput(_ModerationTarget):
+    action = StrictChoiceField(
+        choices=["kick", "ban", "mute_audio", "mute_video"],
+        help_text="kick: out once (they may rejoin with a new token); ban: kept out; mute_audio, "
+        "mute_video: kept from publishing it (subscriber tokens still issue).",
+    )
+    minutes = StrictIntegerField(
+        required=False, help_text="How long a ban or mute lasts, 1..1440; not with a kick."
+    )
+
+
+class LiftInput(_ModerationTarget):
+    action = StrictChoiceField(
+        choices=["ban", "mute_audio", "mute_video"],
+        required=False,
+        help_text="Lift only bans (or only audio or video mutes); default: every active one.",
+    )
+
+
+class ModerationActionOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    action = serializers.CharField(source="kind")
+    channel = serializers.CharField()
+    username = serializers.CharField(help_text="Whom it is about; empty for a uid no user owns.")
+    uids = serializers.ListField(child=serializers.IntegerField(), help_text="Every uid it applies to.")
+    seconds = serializers.IntegerField(allow_null=True, help_text="A ban's or mute's length; 0: a kick.")
+    ends_at = serializers.DateTimeField(allow_null=True)
+    state = serializers.ChoiceField(choices=["pending", "applied", "failed", "lifted"])
+    failure = serializers.CharField(help_text="Why it failed, or the last error while it is retried.")
+    reason = serializers.CharField()
+    requested_by = serializers.CharField(source="requested_by_name")
+    requested_at = serializers.DateTimeField()
+    applied_at = serializers.DateTimeField(allow_null=True)
+    lifts = serializers.IntegerField(
+        source="lifts_id", allow_null=True, help_text="A lift: the ban it lifts."
+    )
+
+
+class ActiveBansOutput(serializers.Serializer):
+    channel = serializers.CharField()
+    bans = ModerationActionOutput(many=True)
+
+
+class LiftOutput(serializers.Serializer):
+    lifted = ModerationActionOutput(many=True, help_text="The lift actions, one per ban or mute.")

@@ -15,6 +15,12 @@ urlpatterns = [
     path("rtctoken", token_views.CompatRtcTokenView.as_view(), name="compat-rtc-token"),
     path("rtmtoken", token_views.CompatRtmTokenView.as_view(), name="compat-rtm-token"),
     path("healthz", views.HealthView.as_view(), name="health"),
+    # Kick, ban, mute and lift (moderators only; 503 without Agora's REST credentials).
+    path(
+        "api/v1/channels/<str:channel>/moderation/",
+        views.ChannelModerationView.as_view(),
+        name="channel-moderation",
+    ),
     # Agora's channel event notifications (NCS); 404 while AGORA_NCS_SECRET is unset.
     path("webhooks/agora/", webhooks.agora_webhook, name="agora-webhook"),
     path("metrics", views.prometheus_metrics, name="metrics"),

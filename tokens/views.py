@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import status
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,17 +23,24 @@ from tokens.exceptions import error_body, method_not_allowed, page_not_found, pe
 from tokens.joinpath.authentication import ApiTokenAuthentication
 from tokens.joinpath.budget import ScopedThrottle
 from tokens.serializers import (
+    ActiveBansOutput,
     ErrorOutput,
     HealthErrorOutput,
     HealthOutput,
+    LiftInput,
+    LiftOutput,
     LoginInput,
     LoginOutput,
     MeOutput,
+    ModerationActionOutput,
+    ModerationInput,
 )
+from tokens.services import moderation
 
 logger = logging.getLogger(__name__)
 
 ERRORS = {code: ErrorOutput for code in (400, 401, 403, 405, 411, 413, 415, 429, 503)}
+MODERATION_ERRORS = {code: ErrorOutput for code in (400, 401, 403, 404, 405, 409, 411, 413, 415, 429, 503)}
 
 
 class ApiView(APIView):
@@ -89,6 +96,56 @@ class MeView(ApiView):
             "slots": services.slots_of(request.user),
         }
         return Response(MeOutput(body).data)
+
+
+class ModeratesChannel(BasePermission):
+    """The channel in the path may be moderated here by this user: Agora's REST API configured
+    (else 503 `moderation_not_configured`), a valid channel name (400), and the tokens.moderate
+    permission or a moderators group of a channel rule matching it (403)."""
+
+    def has_permission(self, request, view):
+        moderation.check_configured()
+        channel = moderation.validated_channel(view.kwargs["channel"])
+        moderation.check_moderation_allowed(request.user, channel)
+        return True
+
+
+class ChannelModerationView(ApiView):
+    """Kick, ban or mute a user in one channel (POST), lift their bans (DELETE), list the
+    channel's active bans and mutes (GET). Actions are carried out at Agora by the worker:
+    202 with the action, whose `state` is pending until Agora has applied it."""
+
+    permission_classes = [IsAuthenticated, ModeratesChannel]
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "tokens"
+
+    @extend_schema(responses={200: ActiveBansOutput, **MODERATION_ERRORS})
+    def get(self, request, channel):
+        bans = moderation.active_bans(channel=channel)
+        return Response(ActiveBansOutput({"channel": channel, "bans": bans}).data)
+
+    @extend_schema(request=ModerationInput, responses={202: ModerationActionOutput, **MODERATION_ERRORS})
+    def post(self, request, channel):
+        data = ModerationInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        attrs = data.validated_data
+        action = moderation.moderate(
+            channel=channel, kind=attrs["action"], username=attrs.get("username"), uid=attrs.get("uid"),
+            minutes=attrs.get("minutes"), reason=attrs["reason"], requested_by=request.user,
+            source=moderation.Source.API,
+        )  # fmt: skip
+        return Response(ModerationActionOutput(action).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=LiftInput, responses={202: LiftOutput, **MODERATION_ERRORS})
+    def delete(self, request, channel):
+        data = LiftInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        attrs = data.validated_data
+        lifted = moderation.lift(
+            channel=channel, username=attrs.get("username"), uid=attrs.get("uid"), kind=attrs.get("action"),
+            reason=attrs["reason"], requested_by=request.user, source=moderation.Source.API,
+        )  # fmt: skip
+        return Response(LiftOutput({"lifted": lifted}).data, status=status.HTTP_202_ACCEPTED)
 
 
 def _database_state() -> str:

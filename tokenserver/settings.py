@@ -47,6 +47,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "tokens.apps.TokensConfig",
+    # Django's Tasks API (the backport of Django 6's django.tasks) with its database backend:
+    # moderation actions run as tasks (tokens/tasks.py). After tokens, whose db_worker (the
+    # backend's, plus recovery of actions whose worker died) overrides the backend's own.
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -261,6 +266,15 @@ AGORA_REST_RETRIES = env.int("AGORA_REST_RETRIES", default=4)
 # a 429 whose Retry-After asks for longer than BACKOFF_MAX is handed back to the caller instead.
 AGORA_REST_BACKOFF = env.float("AGORA_REST_BACKOFF", default=0.5)
 AGORA_REST_BACKOFF_MAX = env.float("AGORA_REST_BACKOFF_MAX", default=8.0)
+
+# Moderation (kick, ban, mute; tokens/tasks.py): attempts per action before it is given up,
+# and the wait before the second, doubled after each failed attempt (at most 30 minutes).
+MODERATION_ATTEMPTS = env.int("MODERATION_ATTEMPTS", default=8)
+MODERATION_RETRY_DELAY = env.float("MODERATION_RETRY_DELAY", default=30.0)
+
+# Tasks run by `manage.py db_worker` (make run and make serve start one beside the server),
+# stored in the database: an action and its task are committed together.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
 # Development account that `make run` creates (only while DJANGO_DEBUG is true).
 DEMO_USERNAME = env.str("DEMO_USERNAME", default="demo")

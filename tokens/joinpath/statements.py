@@ -5,7 +5,8 @@
 - `find_caller`: an API key's owner and every uid they have, one row per slot.
 - `record`: the audit row, written only while its caller still holds: an INSERT ... SELECT that
   re-reads the API key (or the user) in the same statement, so a revoked key, a deactivated or
-  deleted user inserts nothing; on PostgreSQL the same statement also counts the user's token
+  deleted user inserts nothing, nor, for a channel's token, a user banned from that channel
+  (a mute: a publisher token); on PostgreSQL the same statement also counts the user's token
   budget (`charge`), so a warm request is one round trip.
 - `charge`: the budget alone (PostgreSQL), for a request that ends without a token.
 - `count`: the windowed counter's atomic upsert (login attempts, the budget).
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from knox.models import AuthToken
 
-from tokens.models import AgoraIdentity, Counter, IssuedToken
+from tokens.choices import BanPrivilege, Role
+from tokens.models import AgoraIdentity, ChannelBan, Counter, IssuedToken
 
 
 def connection():
@@ -157,6 +159,8 @@ def count(key: str, *, now: datetime, seconds: int) -> tuple[int, datetime]:
 
 # Filled from the caller's own row in the statement itself, not from parameters.
 _FROM_CALLER = ("user_id", "username")
+# Never written at issue (NULL until a revocation updates them).
+_NOT_AT_ISSUE = ("revoked_at", "revoked_by_id")
 
 
 @dataclass(frozen=True)
@@ -191,19 +195,35 @@ def _caller_source(by_key: bool) -> tuple[str, tuple[str, str, str]]:
     return source, select
 
 
+def _ban_probe(user_id: str) -> str:
+    """EXISTS an active ban of `user_id` (an SQL expression) that refuses this token: one probe
+    of ChannelBan's (user, channel, ends_at) index. Parameters: channel, now, the join
+    privilege, whether the token publishes (then a mute refuses it too)."""
+    column = partial(_column, ChannelBan)
+    return (
+        f"EXISTS (SELECT 1 FROM {_table(ChannelBan)} b WHERE b.{column('user')} = {user_id} "  # noqa: S608
+        f"AND b.{column('channel')} = %s AND b.{column('ends_at')} > %s "
+        f"AND (b.{column('privilege')} = %s OR %s))"
+    )
+
+
 def _audit_columns() -> tuple[list[models.Field], str, list[str]]:
-    fields = [f for f in IssuedToken._meta.concrete_fields if not f.primary_key]
+    fields = [
+        f for f in IssuedToken._meta.concrete_fields if not f.primary_key and f.attname not in _NOT_AT_ISSUE
+    ]
     columns = ", ".join(_quote(f.column) for f in fields)
     given = [f for f in fields if f.attname not in _FROM_CALLER]
     return fields, columns, given
 
 
 @lru_cache(maxsize=16)
-def _record_sql(vendor: str, by_key: bool, charged: bool) -> _RecordSql:
+def _record_sql(vendor: str, by_key: bool, charged: bool, banning: bool) -> _RecordSql:
     """The guarded audit INSERT. Without `charged`: INSERT ... SELECT <values>, <caller's id and
-    username> FROM <caller> WHERE active RETURNING id, username (both vendors). With `charged`
-    (PostgreSQL): one statement of three parts, the caller, the budget's upsert for an active
-    caller, and the INSERT only within the budget, answering what each part found."""
+    username> FROM <caller> WHERE active [AND NOT EXISTS <a ban>] RETURNING id, username (both
+    vendors). With `charged` (PostgreSQL): one statement of three parts, the caller (and whether
+    a ban refuses them), the budget's upsert for an active caller, and the INSERT only within
+    the budget and without a ban, answering what each part found. `banning`: a channel's token,
+    which a ban of the caller in that channel refuses."""
     fields, columns, given = _audit_columns()
     source, select = _caller_source(by_key)
 
@@ -212,21 +232,25 @@ def _record_sql(vendor: str, by_key: bool, charged: bool) -> _RecordSql:
         return ", ".join(named.get(f.attname, "%s") for f in fields)
 
     audit = _table(IssuedToken)
+    user_id, username, active = select
     if not charged:
-        user_id, username, active = select
+        unbanned = f" AND NOT {_ban_probe(user_id)}" if banning else ""
         sql = (
             f"INSERT INTO {audit} ({columns}) SELECT {values(user_id, username)} "
-            f"{source} AND {active} RETURNING id, {_column(IssuedToken, 'username')}"
+            f"{source} AND {active}{unbanned} RETURNING id, {_column(IssuedToken, 'username')}"
         )
         return _RecordSql(sql, tuple(given))
     upsert = _upsert_sql(vendor)
     into, rest = upsert.split(" VALUES (%s, 1, %s) ", 1)
+    banned = _ban_probe(user_id) if banning else "FALSE"
     sql = (
-        f"WITH caller (user_id, username, is_active) AS (SELECT {', '.join(select)} {source}), "  # noqa: S608
+        f"WITH caller (user_id, username, is_active, banned) AS (SELECT {', '.join(select)}, {banned} "  # noqa: S608
+        f"{source}), "
         f"charged AS ({into} SELECT %s, 1, %s FROM caller WHERE caller.is_active {rest}), "
         f"recorded AS (INSERT INTO {audit} ({columns}) SELECT {values('caller.user_id', 'caller.username')} "
-        f"FROM caller, charged WHERE charged.{_column(Counter, 'count')} <= %s RETURNING id) "
-        f"SELECT caller.username, caller.is_active, charged.*, recorded.id "
+        f"FROM caller, charged WHERE charged.{_column(Counter, 'count')} <= %s AND NOT caller.banned "
+        "RETURNING id) "
+        f"SELECT caller.username, caller.is_active, caller.banned, charged.*, recorded.id "
         "FROM caller LEFT JOIN charged ON TRUE LEFT JOIN recorded ON TRUE"
     )
     return _RecordSql(sql, tuple(given))
@@ -240,18 +264,19 @@ def _charge_sql(vendor: str, by_key: bool) -> str:
     return (
         f"WITH caller (user_id, username, is_active) AS (SELECT {', '.join(select)} {source}), "  # noqa: S608
         f"charged AS ({into} SELECT %s, 1, %s FROM caller WHERE caller.is_active {rest}) "
-        "SELECT caller.username, caller.is_active, charged.* FROM caller LEFT JOIN charged ON TRUE"
+        "SELECT caller.username, caller.is_active, FALSE, charged.* FROM caller LEFT JOIN charged ON TRUE"
     )
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What the caller-guarded statement found: the caller (`found`, `active`, their username
-    now), the budget's count and window end when it was counted, and the audit row's id when
-    one was written."""
+    now, `banned` from the channel when the statement could tell), the budget's count and window
+    end when it was counted, and the audit row's id when one was written."""
 
     found: bool
     active: bool = False
+    banned: bool = False
     username: str = ""
     counted: int | None = None
     resets_at: datetime | None = None
@@ -269,6 +294,11 @@ def _window_params(conn, window: Window, *, now: datetime, now_db) -> list:
         now_db,
         now_db,
     ]
+
+
+def _ban_params(values: dict, now_db) -> list:
+    publisher = values["role"] == Role.PUBLISHER
+    return [values["channel"], now_db, BanPrivilege.JOIN_CHANNEL.value, publisher]
 
 
 def _adapter(field: models.Field) -> str | None:
@@ -295,21 +325,25 @@ def record(
     """Write the audit row `values` (every column but the caller's id and username, which the
     statement takes from the caller's row) for the API key with `digest`, or for `user_id`,
     only while that key is valid and its user active, and, with a `window` (PostgreSQL only),
-    within the user's budget, which the same statement counts. One statement, autocommitted:
-    the row is committed before this returns."""
+    within the user's budget, which the same statement counts, and for a channel's token (a
+    `channel` among the values) only while no ban of the user refuses it (ChannelBan: a ban in
+    that channel, or for a publisher token a mute). One statement, autocommitted: the row is
+    committed before this returns."""
     conn = connection()
     by_key = digest is not None
-    statement = _record_sql(conn.vendor, by_key, window is not None)
+    banning = bool(values["channel"])
+    statement = _record_sql(conn.vendor, by_key, window is not None, banning)
     now_db = conn.ops.adapt_datetimefield_value(now)
     caller = _caller_params(conn, digest=digest, user_id=user_id, now_db=now_db)
+    ban = _ban_params(values, now_db) if banning else []
     audit = _values(conn, statement, values)
     if window is None:
-        rows = conn.fetch_all(statement.sql, [*audit, *caller], write=True)
+        rows = conn.fetch_all(statement.sql, [*audit, *caller, *ban], write=True)
         if not rows:
             return Outcome(found=False)
         ((record_id, username),) = rows
         return Outcome(found=True, active=True, username=username, record_id=record_id)
-    params = [*caller, *_window_params(conn, window, now=now, now_db=now_db), *audit, window.limit]
+    params = [*ban, *caller, *_window_params(conn, window, now=now, now_db=now_db), *audit, window.limit]
     rows = conn.fetch_all(statement.sql, params, write=True)
     return _outcome(rows)
 
@@ -330,8 +364,8 @@ def charge(
 def _outcome(rows: list[tuple]) -> Outcome:
     if not rows:
         return Outcome(found=False)
-    username, active, counted, resets_at, *recorded = rows[0]
+    username, active, banned, counted, resets_at, *recorded = rows[0]
     return Outcome(
-        found=True, active=bool(active), username=username, counted=counted,
+        found=True, active=bool(active), banned=bool(banned), username=username, counted=counted,
         resets_at=None if resets_at is None else _aware(resets_at), record_id=(recorded or [None])[0],
     )  # fmt: skip

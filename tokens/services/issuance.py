@@ -25,6 +25,7 @@ from tokens.joinpath import statements
 from tokens.models import IssuedToken, token_sha256
 from tokens.policies import check_channel_allowed, check_publisher_allowed
 from tokens.services.identities import get_or_create_identity
+from tokens.services.moderation import ban_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -110,17 +111,32 @@ def _build(
     return agora.build_rtm_token(**common, user_id=str(uid), version=version)
 
 
-def _refused(guard: Guard | None, outcome: statements.Outcome, *, now: datetime) -> TokenServiceError:
-    """Why the audit row's statement wrote nothing: the caller is gone or inactive, or the
-    budget is spent."""
-    if guard is None or guard.digest is None:
-        return TokenServiceError("permission_denied", "An active user account is required.", status=403)
-    if outcome.found and outcome.active and outcome.resets_at is not None:  # counted, over the limit
-        return throttled(max(1, int((outcome.resets_at - now).total_seconds() + 0.999)))
-    if not outcome.found and guard.window is None:
+def _refused(
+    guard: Guard | None, outcome: statements.Outcome, *, user, channel: str, role: str, now: datetime
+) -> TokenServiceError:
+    """Why the audit row's statement wrote nothing: the caller is gone or inactive, the budget
+    is spent, or a ban refuses the channel's token (403 `banned`, the ban looked up here)."""
+    window = guard and guard.window
+    if (
+        window is not None
+        and outcome.active
+        and outcome.counted is not None
+        and outcome.counted > window.limit
+    ):
+        return throttled(max(1, int((outcome.resets_at - now).total_seconds() + 0.999)))  # DRF's order
+    if guard is not None and guard.digest is not None and not outcome.found and guard.window is None:
         # The INSERT's own condition hides which: ask (an error path; one more query).
         caller = statements.find_caller(guard.digest, now=now)
-        outcome = statements.Outcome(found=caller is not None)
+        active = caller is not None and caller.user_fields["is_active"]
+        outcome = statements.Outcome(found=caller is not None, active=active)
+    elif guard is None or guard.digest is None:
+        outcome = statements.Outcome(found=True, active=True)  # by user id: checked active above
+    if outcome.found and outcome.active and channel:
+        refusal = ban_refusal(user=user, channel=channel, role=role, now=now)
+        if refusal is not None:
+            return refusal
+    if guard is None or guard.digest is None:
+        return TokenServiceError("permission_denied", "An active user account is required.", status=403)
     return authentication_failed("User inactive or deleted." if outcome.found else "Invalid token.")
 
 
@@ -204,7 +220,7 @@ def issue_token(
         values, digest=guard and guard.digest, user_id=user.pk, window=guard and guard.window, now=now
     )
     if outcome.record_id is None:
-        raise _refused(guard, outcome, now=now)
+        raise _refused(guard, outcome, user=user, channel=channel, role=role, now=now)
     record_id = outcome.record_id
     metrics.count_token(service=service, version=built.version, source=source, role=role)
 
