@@ -66,3 +66,27 @@ def pytest_runtest_makereport(item, call):
     if browser is not None:
         report.sections.append(("browser", browser.screenshot(item.name)))
     return report
+
+
+# Agora's REST API (moderation): a RESTful API key and short timeouts, against a fake Agora.
+REST_CUSTOMER_ID = "4d7f0c2a9b8e4f31a6c5d2e1f0a9b8c7"
+REST_CUSTOMER_SECRET = "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
+
+
+@pytest.fixture
+def fake_agora(settings):
+    """A fake of Agora's REST API on 127.0.0.1 (tests/fake_agora.py), with the settings that
+    point the client at it: one attempt per call, short timeouts, no backoff to speak of."""
+    from tests.fake_agora import FakeAgora
+    from tokens.agora_rest import client
+
+    settings.AGORA_CUSTOMER_ID, settings.AGORA_CUSTOMER_SECRET = REST_CUSTOMER_ID, REST_CUSTOMER_SECRET
+    settings.AGORA_REST_TIMEOUT = settings.AGORA_REST_CONNECT_TIMEOUT = 0.5
+    settings.AGORA_REST_RETRIES = 1
+    settings.AGORA_REST_BACKOFF, settings.AGORA_REST_BACKOFF_MAX = 0.0, 0.0
+    settings.MODERATION_ATTEMPTS, settings.MODERATION_RETRY_DELAY = 4, 30.0
+    with FakeAgora(customer_id=REST_CUSTOMER_ID, customer_secret=REST_CUSTOMER_SECRET, app_id=APP_ID) as fake:
+        settings.AGORA_REST_URL = fake.url
+        yield fake
+        client.close()
+    assert fake.errors == []

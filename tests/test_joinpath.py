@@ -21,7 +21,7 @@ from tests.databases import sqlite_connection
 from tokens import agora
 from tokens.joinpath import authentication, budget
 from tokens.joinpath.views import TokenView
-from tokens.models import Counter, IssuedToken
+from tokens.models import ChannelBan, Counter, IssuedToken, ModerationAction
 
 pytestmark = pytest.mark.django_db
 
@@ -76,8 +76,34 @@ def test_every_token_endpoint_is_answered_by_the_one_view():
         assert getattr(view.post, "__wrapped__", view.post) is TokenView.post  # the schema's wrapper
 
 
+def _ban(user, channel: str, privilege: str = "join_channel") -> None:
+    """A live ban of `user` in `channel`, as moderation writes it (tokens/services/moderation.py)."""
+    now = timezone.now()
+    action = ModerationAction.objects.create(
+        kind={"join_channel": "ban"}.get(privilege, "mute_audio"), channel=channel, user=user, source="api",
+        seconds=600, ends_at=now + timedelta(seconds=600),
+    )  # fmt: skip
+    ChannelBan.objects.create(
+        user=user, channel=channel, privilege=privilege, ends_at=action.ends_at, action=action
+    )
+
+
+@pytest.fixture
+def bans_elsewhere(user, django_user_model):
+    """Bans the statement must look past: the caller's in other channels, a mute, another
+    user's in the caller's channels, and one that has ended."""
+    other = django_user_model.objects.create_user("mallory")
+    for channel in ("room", "Room 7 (main)", "demo"):
+        _ban(other, channel)
+    _ban(user, "elsewhere")
+    _ban(user, "room", "publish_video")
+    ChannelBan.objects.filter(user=user, channel="room").update(ends_at=timezone.now() - timedelta(seconds=1))
+
+
 @pytest.mark.parametrize(("path", "body"), WARM_REQUESTS)
-def test_a_warm_token_request_is_one_statement(key, cache_operations, django_assert_num_queries, path, body):
+def test_a_warm_token_request_is_one_statement(
+    key, bans_elsewhere, cache_operations, django_assert_num_queries, path, body
+):
     client = _client(key)
     assert client.post(path, body, format="json").status_code in (200, 201)  # cold: reads the key
     cache_operations.clear()
@@ -85,6 +111,8 @@ def test_a_warm_token_request_is_one_statement(key, cache_operations, django_ass
         response = client.post(path, body, format="json")
     assert response.status_code in (200, 201)
     (statement,) = [q["sql"] for q in queries.captured_queries]
+    # A channel's token: the ban check rides on the same statement.
+    assert ('"tokens_channelban"' in statement) is ("channel" in body)
     if POSTGRESQL:  # the key, the budget and the audit row in one round trip; no cache at all
         assert statement.startswith("WITH caller") and "INSERT INTO" in statement
         assert cache_operations == []
@@ -227,3 +255,32 @@ def test_sqlite_writers_take_turns_on_a_file_lock(tmp_path):
 
 def test_the_budget_is_counted_where_the_audit_row_is_written():
     assert budget.statements.budget_in_statement() is POSTGRESQL
+
+
+BANNED_REQUESTS = [
+    (RTC, {"channel": "room"}, "join_channel"),
+    (RTC_RTM, {"channel": "room", "slot": "phone"}, "join_channel"),
+    (COMPAT_RTC, {"channel": "room"}, "join_channel"),
+    (RTC, {"channel": "room", "role": "publisher"}, "publish_audio"),
+    (COMPAT_RTC, {"channel": "room", "isPublisher": True}, "publish_video"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "privilege"), BANNED_REQUESTS)
+def test_a_banned_warm_request_is_403_without_a_row_and_its_success_path_gains_no_statement(
+    key, user, django_assert_num_queries, path, body, privilege
+):
+    client = _client(key)
+    assert client.post(path, {**body, "channel": "other"}, format="json").status_code in (200, 201)  # warm
+    _ban(user, "room", privilege)
+    rows = IssuedToken.objects.count()
+    response = client.post(path, body, format="json")
+    assert response.status_code == 403, response.json()
+    error = response.json()["error"]
+    assert error["code"] == "banned" and "'room'" in error["message"] and "channel" in error["fields"]
+    assert IssuedToken.objects.count() == rows  # no token, no row
+    with django_assert_num_queries(1):  # another channel: still the one statement
+        assert client.post(path, {**body, "channel": "other"}, format="json").status_code in (200, 201)
+    if privilege != "join_channel":  # a mute: subscriber tokens still issue
+        subscriber = {k: v for k, v in body.items() if k not in ("role", "isPublisher")}
+        assert client.post(path, subscriber, format="json").status_code in (200, 201)
