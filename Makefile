@@ -29,10 +29,13 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	cp .env.example .env
 	@echo "Created .env from .env.example (development values)."
 
+# The task worker (moderation at Agora) runs beside the server and stops with it.
+WORKER = $(BIN)/python manage.py db_worker --no-reload --stop-with-parent
+
 run: $(VENV)/.runtime-installed .env
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_demo_user
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(WORKER) & exec $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Production serving, picked with `make bench` (bench/RESULTS.md): granian's WSGI server,
 # WEB_CONCURRENCY processes with one request at a time each; database connections persist
@@ -40,7 +43,8 @@ run: $(VENV)/.runtime-installed .env
 # migrate PostgreSQL (run `manage.py migrate` once per release, not from every host); only
 # the embedded SQLite database, which no other host shares, is migrated here so that a fresh
 # clone serves at once. Configuration errors stop it, except missing Agora credentials: then it
-# serves and /healthz answers 503 naming them, so a load balancer keeps traffic away.
+# serves and /healthz answers 503 naming them, so a load balancer keeps traffic away. A task
+# worker (moderation) runs beside it, one per host, and stops with it.
 serve: $(VENV)/.runtime-installed
 	@$(BIN)/python manage.py check_serve
 	@if ! $(BIN)/python manage.py migrate --check --skip-checks >/dev/null; then \
@@ -50,6 +54,7 @@ serve: $(VENV)/.runtime-installed
 	    echo "make serve: the database is not migrated (or not reachable); run 'manage.py migrate' first." >&2; exit 1; \
 	  fi; \
 	fi
+	DJANGO_DEBUG=$(DJANGO_DEBUG) $(WORKER) & \
 	DJANGO_DEBUG=$(DJANGO_DEBUG) exec $(BIN)/granian --interface wsgi --host $(HOST) --port $(PORT) \
 	  --workers $(WEB_CONCURRENCY) --blocking-threads 1 --respawn-failed-workers --log-level warning \
 	  tokenserver.wsgi:application
