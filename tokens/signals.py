@@ -15,9 +15,7 @@ from tokens.services import moderation
 
 logger = logging.getLogger(__name__)
 
-# Set on a user instance by whoever saves or deletes it (the admin: the admin user), so the
-# revocation names who did it.
-REVOKED_BY = "_agora_revoked_by"
+REVOKED_BY = moderation.REVOKED_BY
 _DEACTIVATED, _PLAN = "_agora_deactivated", "_agora_revocation_plan"
 
 

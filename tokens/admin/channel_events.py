@@ -14,6 +14,7 @@ from django.utils.html import format_html
 
 from tokens import ncs
 from tokens.admin.base import ExactValueFilter, ReadOnlyAdmin, checked_date_filters, uid_term
+from tokens.admin.moderation import ModerationButtons
 from tokens.models import ChannelEvent, IssuedToken
 
 # How many of a uid's events in a channel an audit row's page lists.
@@ -37,7 +38,7 @@ class PickedUserFilter(admin.RelatedFieldListFilter):
         return True
 
 
-class ChannelEventAdmin(ReadOnlyAdmin):
+class ChannelEventAdmin(ModerationButtons, ReadOnlyAdmin):
     list_display = (
         "occurred_at",
         "event_type",

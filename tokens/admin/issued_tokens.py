@@ -18,6 +18,7 @@ from tokens import agora
 from tokens.admin import views as admin_views
 from tokens.admin.base import CappedCountPaginator, ReadOnlyAdmin, checked_date_filters, uid_term
 from tokens.admin.channel_events import channel_events_after_issue
+from tokens.admin.moderation import MODERATE, moderation_buttons
 from tokens.models import IssuedToken, token_sha256
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -110,6 +111,7 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
         ("client_ip", "user_agent"),
         "token_sha256",
         "issued_by",
+        ("revoked_at", "revoked_by"),
     )
 
     def get_urls(self):
@@ -162,10 +164,17 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
 
     # The row's page lists who actually joined: Agora's channel events for its uid and channel
     # after issue (channel_events.py).
-    readonly_fields = ("channel_events",)
+    readonly_fields = ("channel_events", "moderate")
 
     def get_fields(self, request, obj=None):
-        return [*super().get_fields(request, obj), "channel_events"]
+        fields = [*super().get_fields(request, obj), "channel_events"]
+        if obj is not None and obj.channel and request.user.has_perm(MODERATE):
+            fields.append("moderate")
+        return fields
+
+    @admin.display(description="moderate")
+    def moderate(self, row: IssuedToken) -> str:
+        return moderation_buttons(user_id=row.user_id, channel=row.channel)
 
     @admin.display(description="joins and leaves after issue")
     def channel_events(self, row: IssuedToken) -> str:

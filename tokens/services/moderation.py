@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 Kind, State, Source = ModerationAction.Kind, ModerationAction.State, ModerationAction.Source
 MODERATE_PERMISSION = "tokens.moderate"
+# Set on a user instance by whoever saves or deletes it (the admin: the admin user), so the
+# revocation that deactivating or deleting it brings (tokens/signals.py) names who did it.
+REVOKED_BY = "_agora_revoked_by"
 # Kinds a request may ask for (a lift is asked for with lift()).
 REQUESTABLE_KINDS = (Kind.KICK, Kind.BAN, Kind.MUTE_AUDIO, Kind.MUTE_VIDEO)
 
