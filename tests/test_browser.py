@@ -25,9 +25,11 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.conftest import APP_CERTIFICATE, APP_ID, PASSWORD
+from tests.helpers import run_tasks
 from tests.servers import call, missing
 from tokens import agora
-from tokens.models import AgoraIdentity, IssuedToken
+from tokens.models import AgoraIdentity, IssuedToken, ModerationAction
+from tokens.services import issuance
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -396,6 +398,36 @@ def test_a_temporary_token_is_issued_copied_to_the_clipboard_and_audited(admin_b
     browser.find("#inspect-form input[type=submit]").click()
     assert browser.text("#inspect-signature") == "Signature valid."
     assert browser.text("#inspect-audit-row").startswith(f"#{row.pk}: ")
+
+
+# --- moderation -------------------------------------------------------------------------------
+
+
+def test_a_kick_from_an_audit_row_is_sent_to_agora_and_shown_applied(
+    admin_browser, admin_user, user, fake_agora
+):
+    issued = issuance.issue_token(user=user, service="rtc", channel="ops room", source="cli")
+    browser = admin_browser
+    browser.open(reverse("admin:tokens_issuedtoken_change", args=[issued.record_id]))
+    browser.find("a.moderation-kick").click()
+    browser.wait_for_url(reverse("admin:tokens_moderationaction_moderate"))
+    assert browser.find("#id_channel").get_attribute("value") == "ops room"
+    assert Select(browser.find("#id_action")).first_selected_option.get_attribute("value") == "kick"
+    browser.find("#id_reason").send_keys("abuse in the room")
+    browser.find("#moderate-form input[type=submit]").click()
+
+    action = browser.wait(lambda _: ModerationAction.objects.first(), "the action's row")
+    browser.wait_for_url(reverse("admin:tokens_moderationaction_change", args=[action.pk]))
+    assert browser.text(".fieldBox.field-state .readonly") == "Pending"
+    assert fake_agora.requests == []  # the worker asks Agora, not the page
+    run_tasks()
+    browser.open(reverse("admin:tokens_moderationaction_change", args=[action.pk]))
+    fields = [browser.text(f".fieldBox.field-{name} .readonly") for name in ("state", "kind", "requested_by")]
+    assert fields == ["Applied", "Kick", admin_user.username]
+    [sent] = [r.json for r in fake_agora.requests_to("POST", "/dev/v1/kicking-rule")]
+    assert (sent["cname"], sent["uid"], sent["time_in_seconds"]) == ("ops room", issued.uid, 0)
+    rule_id = browser.read("return document.querySelector('td.field-rule_id')?.innerText")
+    assert rule_id.strip() == str(action.rules.get().rule_id)
 
 
 # --- Swagger UI -------------------------------------------------------------------------------
