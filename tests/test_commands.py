@@ -127,7 +127,7 @@ def test_purge_expired_deletes_only_expired_api_tokens_and_spent_login_counters(
     Counter.objects.create(key="ip:192.0.2.1", count=3, resets_at=now - timedelta(seconds=1))
     Counter.objects.create(key="ip:192.0.2.2", count=3, resets_at=now + timedelta(minutes=5))
     output = _call("purge_expired")
-    assert "Deleted 1 expired API token(s) and 1 spent login counter(s)." in output
+    assert "Deleted 1 expired API token(s), 1 spent login counter(s) and 0 ended ban(s)." in output
     assert AuthToken.objects.count() == 1
     assert list(Counter.objects.values_list("key", flat=True)) == ["ip:192.0.2.2"]
 

@@ -525,3 +525,44 @@ def test_uids_of_lists_every_slot_main_first(user):
     screen = identities.get_or_create_identity(user=user, slot="screen").uid
     assert moderation.uids_of(user) == [main, screen]
     assert AgoraIdentity.objects.count() == 2
+
+
+# --- the commands ---------------------------------------------------------------------------------
+
+
+def test_the_commands_kick_ban_and_unban_and_print_the_actions(fake_agora, user, slots, capsys):
+    import json
+
+    from django.core.management import call_command
+
+    call_command("ban", "alice", "--channel", "ops room", "--minutes", "30", "--mute", "video")
+    banned = json.loads(capsys.readouterr().out)
+    assert (banned["action"], banned["channel"], banned["uids"], banned["seconds"]) == (
+        "mute_video", "ops room", slots, 1800,
+    )  # fmt: skip
+    call_command("kick", "--uid", str(slots[1]), "--channel", "ops room", "--reason", "noise")
+    kicked = json.loads(capsys.readouterr().out)
+    assert (kicked["action"], kicked["uids"]) == ("kick", slots)
+    call_command("unban", "alice", "--channel", "ops room")
+    (lifted,) = json.loads(capsys.readouterr().out)
+    assert (lifted["action"], lifted["lifts"]) == ("lift", banned["id"])
+    assert {a.source for a in ModerationAction.objects.all()} == {"cli"}
+
+
+def test_the_commands_fail_clearly(settings, user):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="Name the user"):
+        call_command("kick", "--channel", "room")
+    settings.AGORA_CUSTOMER_ID = ""
+    with pytest.raises(CommandError, match="Moderation is off: AGORA_CUSTOMER_ID is not set"):
+        call_command("ban", "alice", "--channel", "room", "--minutes", "5")
+
+
+def test_purge_expired_drops_ended_bans_only(fake_agora, user):
+    moderation.moderate(channel="room", kind="ban", user=user, minutes=5)
+    moderation.moderate(channel="hall", kind="ban", user=user, minutes=5)
+    ChannelBan.objects.filter(channel="hall").update(ends_at=timezone.now() - timedelta(seconds=1))
+    assert moderation.purge_ended_bans() == 1
+    assert list(ChannelBan.objects.values_list("channel", flat=True)) == ["room"]

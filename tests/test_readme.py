@@ -70,3 +70,12 @@ def test_every_environment_variable_is_in_env_example_and_the_readme():
     for name in sorted(names):
         assert re.search(rf"^#? ?{name}=", example, re.M), f"{name} missing from .env.example"
         assert f"| `{name}` |" in readme, f"{name} missing from the README's table"
+
+
+def test_the_moderation_sections_example_answer_has_the_apis_fields():
+    from tokens.serializers import ModerationActionOutput
+
+    section = README.read_text().split("## Moderation", 1)[1].split("\n## ", 1)[0]
+    example = json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+    assert list(example) == list(ModerationActionOutput().fields)
+    assert "/api/v1/channels/team-red/moderation/" in section

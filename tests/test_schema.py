@@ -21,11 +21,15 @@ def generous_limits(settings):
         "DEFAULT_THROTTLE_RATES": {"tokens": "100000/min", "auth": "100000/min"},
     }
     settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT = settings.LOGIN_FAILURE_LIMIT_PER_IP = 100000
+    # Moderation on (the requests only store actions: no worker runs, nothing reaches Agora).
+    settings.AGORA_CUSTOMER_ID, settings.AGORA_CUSTOMER_SECRET = "fuzz-customer", "fuzz-secret"
+    settings.AGORA_REST_URL = "http://127.0.0.1:9"
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("authenticated", [False, True], ids=["anonymous", "api-token"])
 def test_schemathesis_finds_no_failure(live_server, user, generous_limits, authenticated, tmp_path):
+    from django.contrib.auth.models import Permission
     from knox.models import AuthToken
 
     assert SCHEMATHESIS.exists() or shutil.which("schemathesis"), "schemathesis is in requirements-dev.txt"
@@ -35,6 +39,7 @@ def test_schemathesis_finds_no_failure(live_server, user, generous_limits, authe
     ]  # fmt: skip
     if authenticated:
         _, key = AuthToken.objects.create(user=user)
+        user.user_permissions.add(Permission.objects.get(codename="moderate"))  # the moderation API too
         # Logout would revoke the key the rest of the run uses; the anonymous run covers it.
         command += ["--header", f"Authorization: Token {key}", "--exclude-method", "DELETE"]
     # Run from a scratch folder: schemathesis keeps a cache where it runs.

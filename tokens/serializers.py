@@ -168,8 +168,14 @@ def _uid_field(help_text: str) -> StrictIntegerField:
     )
 
 
+# Exactly one of username and uid (both match oneOf twice, neither not at all).
+_ONE_TARGET = {"oneOf": [{"required": ["username"]}, {"required": ["uid"]}]}
+
+
 class _ModerationTarget(StrictSerializer):
     """Whom an action is about: a username or one of the user's uids (exactly one)."""
+
+    schema_extra = _ONE_TARGET
 
     username = StrictCharField(required=False, max_length=150, help_text="The user to moderate.")
     uid = _uid_field("Or one of the user's uids (any slot): the action covers all of them.")
@@ -183,13 +189,31 @@ class _ModerationTarget(StrictSerializer):
 
 
 class ModerationInput(_ModerationTarget):
+    # A kick takes no minutes; a ban or mute needs them.
+    schema_extra = {
+        "allOf": [
+            _ONE_TARGET,
+            {
+                "oneOf": [
+                    {"properties": {"action": {"enum": ["kick"]}}, "not": {"required": ["minutes"]}},
+                    {
+                        "properties": {"action": {"enum": ["ban", "mute_audio", "mute_video"]}},
+                        "required": ["minutes"],
+                    },
+                ]
+            },
+        ]
+    }
     action = StrictChoiceField(
         choices=["kick", "ban", "mute_audio", "mute_video"],
         help_text="kick: out once (they may rejoin with a new token); ban: kept out; mute_audio, "
         "mute_video: kept from publishing it (subscriber tokens still issue).",
     )
     minutes = StrictIntegerField(
-        required=False, help_text="How long a ban or mute lasts, 1..1440; not with a kick."
+        required=False,
+        min_value=1,
+        max_value=1440,
+        help_text="How long a ban or mute lasts, 1..1440; not with a kick.",
     )
 
 

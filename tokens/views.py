@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import status
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
@@ -17,7 +17,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tokens import clients, metrics, services
+from tokens import clients, metrics, services, validators
 from tokens.credentials import agora_configured
 from tokens.exceptions import error_body, method_not_allowed, page_not_found, permission_denied
 from tokens.joinpath.authentication import ApiTokenAuthentication
@@ -110,6 +110,17 @@ class ModeratesChannel(BasePermission):
         return True
 
 
+CHANNEL_PARAMETER = OpenApiParameter(
+    "channel", {"type": "string", **validators.NAME_SCHEMA}, OpenApiParameter.PATH,
+    description=f"The channel, percent-encoded: 1..63 bytes of {validators.ALLOWED_CHARACTERS_TEXT}",
+)  # fmt: skip
+
+
+@extend_schema_view(
+    get=extend_schema(parameters=[CHANNEL_PARAMETER]),
+    post=extend_schema(parameters=[CHANNEL_PARAMETER]),
+    delete=extend_schema(parameters=[CHANNEL_PARAMETER]),
+)
 class ChannelModerationView(ApiView):
     """Kick, ban or mute a user in one channel (POST), lift their bans (DELETE), list the
     channel's active bans and mutes (GET). Actions are carried out at Agora by the worker:
