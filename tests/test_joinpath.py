@@ -227,3 +227,51 @@ def test_sqlite_writers_take_turns_on_a_file_lock(tmp_path):
 
 def test_the_budget_is_counted_where_the_audit_row_is_written():
     assert budget.statements.budget_in_statement() is POSTGRESQL
+
+
+MOUNT = "tokens.joinpath.mount.JoinPathMiddleware"
+HEADERS = (
+    "Content-Type",
+    "Allow",
+    "Vary",
+    "X-Frame-Options",
+    "WWW-Authenticate",
+    "Retry-After",
+)
+
+
+def _answer(response) -> tuple:
+    assert response["Content-Length"] == str(len(response.content))
+    body = response.json()
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k not in ("token", "issued_at", "expires_at")}
+    return response.status_code, body, {name: response.get(name) for name in HEADERS}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [*WARM_REQUESTS, (RTC, {}), (RTC, {"channel": "bad/name"}), (RTM, []), (COMPAT_RTM, {"user": "x"})],
+)
+def test_the_mount_serves_api_keys_with_the_very_view_the_urlconf_has(key, settings, monkeypatch, path, body):
+    """The mount (tokens/joinpath/mount.py) calls the URLconf's own view, ahead of the layers an
+    API key does not use: the answer is the one the URLconf gives, and those layers never run."""
+    from django.contrib.sessions.middleware import SessionMiddleware
+
+    ran = []
+    monkeypatch.setattr(SessionMiddleware, "process_request", lambda self, request: ran.append(request.path))
+    mounted = _answer(_client(key).post(path, body, format="json"))
+    assert ran == []
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != MOUNT]
+    monkeypatch.undo()
+    routed = _answer(_client(key).post(path, body, format="json"))
+    assert mounted == routed
+
+
+def test_requests_without_an_api_key_take_the_urlconf_to_the_same_view(admin_client, monkeypatch):
+    from tokens.joinpath import mount
+
+    monkeypatch.setattr(
+        mount.JoinPathMiddleware, "__call__", lambda self, request: self.get_response(request)
+    )
+    assert admin_client.post(RTC, {"channel": "c"}, content_type="application/json").status_code == 201
+    assert set(mount.token_views()) == {RTC, RTM, RTC_RTM, COMPAT_RTC, COMPAT_RTM}

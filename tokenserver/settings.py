@@ -57,6 +57,9 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "tokens.middleware.RequestGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Token endpoints, for requests with an API key: their own view, ahead of the layers below
+    # (which only the admin and session logins use) and of URL resolution (tokens/joinpath/mount.py).
+    "tokens.joinpath.mount.JoinPathMiddleware",
     "tokens.middleware.StaticFilesMiddleware",  # WhiteNoise, quiet without collectstatic
     "tokens.middleware.LazySessionMiddleware",  # sessions, read when used (the admin, session logins)
     "django.middleware.common.CommonMiddleware",
