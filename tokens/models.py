@@ -172,7 +172,7 @@ class IssuedToken(AppendOnlyModel):
 class Counter(models.Model):
     """A windowed counter, updated with one atomic upsert: login attempts of one account or
     client IP (`account:<sha256>`, `ip:<address>`), and on PostgreSQL the token budget of one
-    user (`budget:<scope>:<user id>`, counted in the join path's one statement).
+    user (`budget:<scope>:<window seconds>:<user id>`, counted in the join path's one statement).
 
     Kept in the database, which every process and host shares in every deployment (the
     embedded one included), so concurrent requests cannot slip past a limit. Rows past

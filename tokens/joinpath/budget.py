@@ -184,7 +184,8 @@ class ScopedThrottle(BaseThrottle):
 def window_for(scope: str, user) -> statements.Window:
     """The database counter of `user`'s budget in `scope` (PostgreSQL)."""
     limit, seconds = rate_for(scope)
-    return statements.Window(key=f"budget:{scope}:{user.pk}", limit=limit, seconds=seconds)
+    # The window length in the key: a new period starts a new count, as the cache's keys do.
+    return statements.Window(key=f"budget:{scope}:{seconds}:{user.pk}", limit=limit, seconds=seconds)
 
 
 class TokenBudget(ScopedThrottle):
