@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 
 RTC, RTM, RTC_RTM = reverse("tokens:rtc-token"), reverse("tokens:rtm-token"), reverse("tokens:rtc-rtm-token")
 COMPAT_RTC, COMPAT_RTM = reverse("tokens:compat-rtc-token"), reverse("tokens:compat-rtm-token")
-CHAT = reverse("tokens:chat-token")
+CHAT, CHAT_APP = reverse("tokens:chat-token"), reverse("tokens:chat-app-token")
 WARM_REQUESTS = [
     (RTC, {"channel": "room"}),
     (RTC, {"channel": "Room 7 (main)", "role": "publisher", "expires_in": 600, "version": "006"}),
@@ -255,7 +255,14 @@ def _answer(response) -> tuple:
 
 @pytest.mark.parametrize(
     ("path", "body"),
-    [*WARM_REQUESTS, (RTC, {}), (RTC, {"channel": "bad/name"}), (RTM, []), (COMPAT_RTM, {"user": "x"})],
+    [
+        *WARM_REQUESTS,
+        (RTC, {}),
+        (RTC, {"channel": "bad/name"}),
+        (RTM, []),
+        (COMPAT_RTM, {"user": "x"}),
+        (CHAT_APP, {}),  # a 403 for a plain user, mounted or routed
+    ],
 )
 def test_the_mount_serves_api_keys_with_the_very_view_the_urlconf_has(key, settings, monkeypatch, path, body):
     """The mount (tokens/joinpath/mount.py) calls the URLconf's own view, ahead of the layers an
@@ -279,4 +286,4 @@ def test_requests_without_an_api_key_take_the_urlconf_to_the_same_view(admin_cli
         mount.JoinPathMiddleware, "__call__", lambda self, request: self.get_response(request)
     )
     assert admin_client.post(RTC, {"channel": "c"}, content_type="application/json").status_code == 201
-    assert set(mount.token_views()) == {RTC, RTM, RTC_RTM, COMPAT_RTC, COMPAT_RTM}
+    assert set(mount.token_views()) == {RTC, RTM, RTC_RTM, CHAT, CHAT_APP, COMPAT_RTC, COMPAT_RTM}
