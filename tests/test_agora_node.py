@@ -211,3 +211,62 @@ def test_agora_token_and_the_inspector_read_every_other_service_type_alike(node,
         assert ours.complete == (ours.services[-1].type != 11)
     types = {s["type"] for theirs in _agora_token_reads(node, tokens) for s in theirs["services"]}
     assert types == set(agora.SERVICE_NAMES)  # every type the engine names, agora-token reads
+
+
+# --- what the API issues: Chat tokens, and tokens on either certificate ---------------------------
+
+
+@pytest.mark.django_db
+def test_agora_token_reads_the_chat_tokens_the_api_issues(node, django_user_model):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    from tests.conftest import APP_CERTIFICATE, PASSWORD, client_for
+
+    staff = django_user_model.objects.create_user("ops", password=PASSWORD, is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="chat_app"))
+    api = client_for(staff)
+    user = api.post(reverse("tokens:chat-token"), {"expires_in": 600}, format="json").json()
+    app = api.post(reverse("tokens:chat-app-token"), {"expires_in": 900}, format="json").json()
+    theirs_user, theirs_app = _agora_token_reads(node, [user["token"], app["token"]], APP_CERTIFICATE)
+    for body, theirs, privilege in ((user, theirs_user, "1"), (app, theirs_app, "2")):
+        ours = agora.decode(body["token"])
+        assert theirs["parsed"] and theirs["signature_valid"] is True
+        assert (theirs["app_id"], theirs["issue_ts"], theirs["salt"]) == (
+            body["app_id"],
+            ours.issued_at,
+            ours.salt,
+        )
+        assert theirs["expire"] == body["expires_in"]
+        assert theirs["services"] == [
+            {
+                "type": agora.SERVICE_CHAT,
+                "privileges": {privilege: body["expires_in"]},
+                "user_id": body.get("user_id", ""),
+            }
+        ]
+    assert _their_expiries(theirs_user) == {"chat": {"user": theirs_user["issue_ts"] + 600}}
+    assert _their_expiries(theirs_app) == {"chat": {"app": theirs_app["issue_ts"] + 900}}
+
+
+@pytest.mark.django_db
+def test_agora_token_verifies_each_token_under_the_certificate_its_audit_row_names(node, api, settings):
+    from django.urls import reverse
+
+    from tests.conftest import APP_CERTIFICATE
+    from tokens.models import IssuedToken, token_sha256
+
+    secondary = "4a7c1e9b2d6f40a8b3c5e7f9a1b3c5d7"
+    paths = [("tokens:rtc-token", {"channel": "stage"}), ("tokens:rtc-rtm-token", {"channel": "stage"}),
+             ("tokens:rtm-token", {}), ("tokens:chat-token", {})]  # fmt: skip
+    old = [api.post(reverse(name), body, format="json").json()["token"] for name, body in paths]
+    settings.AGORA_APP_CERTIFICATE_SECONDARY = secondary
+    settings.AGORA_SIGNING_CERTIFICATE = "secondary"
+    new = [api.post(reverse(name), body, format="json").json()["token"] for name, body in paths]
+    for certificate, valid in ((APP_CERTIFICATE, old), (secondary, new)):
+        fingerprint = agora.certificate_fingerprint(certificate)
+        assert {IssuedToken.objects.get(token_sha256=token_sha256(t)).certificate for t in valid} == {
+            fingerprint
+        }
+        read = _agora_token_reads(node, old + new, certificate)
+        assert [t["signature_valid"] for t in read] == [token in valid for token in old + new]

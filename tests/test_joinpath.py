@@ -27,6 +27,7 @@ pytestmark = pytest.mark.django_db
 
 RTC, RTM, RTC_RTM = reverse("tokens:rtc-token"), reverse("tokens:rtm-token"), reverse("tokens:rtc-rtm-token")
 COMPAT_RTC, COMPAT_RTM = reverse("tokens:compat-rtc-token"), reverse("tokens:compat-rtm-token")
+CHAT, CHAT_APP = reverse("tokens:chat-token"), reverse("tokens:chat-app-token")
 WARM_REQUESTS = [
     (RTC, {"channel": "room"}),
     (RTC, {"channel": "Room 7 (main)", "role": "publisher", "expires_in": 600, "version": "006"}),
@@ -36,6 +37,8 @@ WARM_REQUESTS = [
     (COMPAT_RTM, {}),
     (RTC_RTM, {"channel": "room", "role": "publisher", "slot": "phone"}),
     (RTC, {"channel": "room", "slot": "screen"}),
+    (CHAT, {}),
+    (CHAT, {"expires_in": 120, "version": "007", "slot": "phone"}),
 ]
 POSTGRESQL = connection.vendor == "postgresql"
 
@@ -68,7 +71,9 @@ def test_every_token_endpoint_is_answered_by_the_one_view():
     from tokens import urls
 
     token_views = {p.name: p.callback.cls for p in urls.urlpatterns if getattr(p.callback, "cls", None)}
-    for name in ("rtc-token", "rtm-token", "rtc-rtm-token", "compat-rtc-token", "compat-rtm-token"):
+    names = ("rtc-token", "rtm-token", "rtc-rtm-token", "chat-token", "chat-app-token", "compat-rtc-token",
+             "compat-rtm-token")  # fmt: skip
+    for name in names:
         view = token_views[name]
         assert issubclass(view, TokenView)
         # The common case and every other one: the same dispatch and the same handler.
@@ -250,7 +255,14 @@ def _answer(response) -> tuple:
 
 @pytest.mark.parametrize(
     ("path", "body"),
-    [*WARM_REQUESTS, (RTC, {}), (RTC, {"channel": "bad/name"}), (RTM, []), (COMPAT_RTM, {"user": "x"})],
+    [
+        *WARM_REQUESTS,
+        (RTC, {}),
+        (RTC, {"channel": "bad/name"}),
+        (RTM, []),
+        (COMPAT_RTM, {"user": "x"}),
+        (CHAT_APP, {}),  # a 403 for a plain user, mounted or routed
+    ],
 )
 def test_the_mount_serves_api_keys_with_the_very_view_the_urlconf_has(key, settings, monkeypatch, path, body):
     """The mount (tokens/joinpath/mount.py) calls the URLconf's own view, ahead of the layers an
@@ -274,4 +286,4 @@ def test_requests_without_an_api_key_take_the_urlconf_to_the_same_view(admin_cli
         mount.JoinPathMiddleware, "__call__", lambda self, request: self.get_response(request)
     )
     assert admin_client.post(RTC, {"channel": "c"}, content_type="application/json").status_code == 201
-    assert set(mount.token_views()) == {RTC, RTM, RTC_RTM, COMPAT_RTC, COMPAT_RTM}
+    assert set(mount.token_views()) == {RTC, RTM, RTC_RTM, CHAT, CHAT_APP, COMPAT_RTC, COMPAT_RTM}

@@ -13,6 +13,8 @@ class Service(models.TextChoices):
     RTC = "rtc", "RTC (voice/video)"
     RTM = "rtm", "RTM (messaging)"
     RTC_RTM = "rtc+rtm", "RTC and RTM in one token"
+    CHAT = "chat", "Agora Chat (a user)"
+    CHAT_APP = "chat-app", "Agora Chat app (the app server's)"
 
 
 class Role(models.TextChoices):

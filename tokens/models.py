@@ -39,7 +39,10 @@ class AgoraIdentity(models.Model):
             ),
             models.UniqueConstraint(fields=["user", "slot"], name="agora_identity_one_uid_per_slot"),
         ]
-        permissions = [("publish", "Can request publisher RTC tokens")]
+        permissions = [
+            ("publish", "Can request publisher RTC tokens"),
+            ("chat_app", "Can request Agora Chat app tokens (the app server's credential; staff only)"),
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -108,17 +111,26 @@ class IssuedToken(AppendOnlyModel):
         db_index=False,  # the (user, newest first) index below serves it
     )
     username = models.CharField(max_length=150)
-    service = models.CharField(max_length=7, choices=Service.choices)
+    service = models.CharField(max_length=16, choices=Service.choices)
     version = models.CharField(max_length=3, choices=Version.choices)
     channel = models.CharField(max_length=64, blank=True)
     uid = models.PositiveBigIntegerField("Agora uid")
     slot = models.CharField(max_length=32, default=MAIN_SLOT)
-    rtm_user_id = models.CharField("RTM user id", max_length=64, blank=True)
+    # RTM's user id, and Agora Chat's (both str(uid)); empty for RTC and Chat app tokens.
+    rtm_user_id = models.CharField("RTM / Chat user id", max_length=64, blank=True)
     role = models.CharField(max_length=10, choices=Role.choices, blank=True)
     source = models.CharField(max_length=6, choices=Source.choices)
     client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
     user_agent = models.CharField(max_length=256, blank=True)
     token_sha256 = models.CharField("token SHA-256", max_length=64)
+    certificate = models.CharField(
+        "signing certificate",
+        max_length=15,
+        blank=True,
+        db_default="",  # rows written before rotation, and raw INSERTs that name no certificate
+        help_text="Fingerprint (sha256: and 8 hex digits) of the App Certificate that signed it, never "
+        "the certificate; empty for tokens issued before fingerprints were recorded.",
+    )
     issued_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

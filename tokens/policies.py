@@ -114,3 +114,16 @@ def check_channel_allowed(user: AbstractBaseUser, channel: str, role: str) -> No
         if str(exc):
             refusal.fields["channel"] = [str(exc)]
         raise refusal from None
+
+
+def check_chat_app_allowed(user: AbstractBaseUser) -> None:
+    """403 `chat_app_not_allowed` unless the user is staff with the tokens.chat_app permission
+    (superusers hold every permission): an Agora Chat app token administers the whole Chat app
+    through Chat's REST API, so it is for the app server's operators, never a client."""
+    if user.is_staff and user.has_perm("tokens.chat_app"):
+        return
+    raise TokenServiceError(
+        "chat_app_not_allowed",
+        "An Agora Chat app token needs a staff account with the tokens.chat_app permission.",
+        status=403,
+    )

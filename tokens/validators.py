@@ -97,6 +97,14 @@ def validate_rtc_rtm_version(value: str) -> None:
         )
 
 
+def validate_chat_version(value: str) -> None:
+    """An Agora Chat token is 007: 006 has no Chat service."""
+    if value != agora.VERSION_007:
+        raise ValidationError(
+            "Agora Chat tokens are 007 only; 006 has no Chat service.", code="invalid_choice"
+        )
+
+
 def max_lifetime() -> int:
     """The longest token lifetime this server grants (never above Agora's 24 h)."""
     return min(settings.AGORA_TOKEN_MAX_TTL, agora.MAX_LIFETIME)
@@ -123,7 +131,7 @@ def validate_role(value: str) -> None:
 
 
 def validate_service(value: str) -> None:
-    """Token service: rtc, rtm or rtc+rtm."""
+    """Token service: rtc, rtm, rtc+rtm, chat or chat-app."""
     if value not in SERVICES:
         raise ValidationError(f"Must be one of {', '.join(SERVICES)}.", code="invalid_choice")
 

@@ -103,6 +103,30 @@ class RtcRtmTokenInput(StrictSerializer):
     slot = _slot_field()
 
 
+def _chat_version_field() -> StrictChoiceField:
+    return StrictChoiceField(
+        choices=[agora.VERSION_007],
+        required=False,
+        error_messages={"invalid_choice": "Agora Chat tokens are 007 only; 006 has no Chat service."},
+        help_text="007, the default and only choice: 006 has no Chat service.",
+    )
+
+
+class ChatTokenInput(StrictSerializer):
+    """An Agora Chat user token for your own Chat user id (str of your slot's uid): 007 only."""
+
+    expires_in = _expires_in_field()
+    version = _chat_version_field()
+    slot = _slot_field()
+
+
+class ChatAppTokenInput(StrictSerializer):
+    """Agora Chat's app token, the app server's credential for Chat's REST API: 007 only."""
+
+    expires_in = _expires_in_field()
+    version = _chat_version_field()
+
+
 class CompatRtcInput(StrictSerializer):
     """The tutorial's POST /rtctoken body."""
 

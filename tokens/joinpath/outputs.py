@@ -26,7 +26,7 @@ _FIELDS: dict[str, tuple[Callable[[IssuedAgoraToken], object], Callable[[], seri
     "channel": (lambda issued: issued.channel, serializers.CharField),
     "uid": (lambda issued: issued.uid, serializers.IntegerField),
     "rtm_user_id": (lambda issued: issued.rtm_user_id, serializers.CharField),
-    "user_id": (lambda issued: issued.rtm_user_id, serializers.CharField),  # RTM's name for it
+    "user_id": (lambda issued: issued.rtm_user_id, serializers.CharField),  # RTM's and Chat's name for it
     "role": (lambda issued: issued.role, serializers.CharField),
     "version": (lambda issued: issued.version, serializers.CharField),
     "issued_at": (lambda issued: _iso(issued.issued_at), serializers.DateTimeField),
@@ -56,5 +56,7 @@ _TIMES = ("version", "issued_at", "expires_at", "expires_in")
 RTC = Output("RtcTokenOutput", ("token", "app_id", "channel", "uid", "role", *_TIMES))
 RTC_RTM = Output("RtcRtmTokenOutput", ("token", "app_id", "channel", "uid", "rtm_user_id", "role", *_TIMES))
 RTM = Output("RtmTokenOutput", ("token", "app_id", "user_id", *_TIMES))
+CHAT = Output("ChatTokenOutput", ("token", "app_id", "user_id", "issued_at", "expires_at", "expires_in"))
+CHAT_APP = Output("ChatAppTokenOutput", ("token", "app_id", "issued_at", "expires_at", "expires_in"))
 COMPAT_RTC = Output("CompatRtcOutput", ("uid", "token"))
 COMPAT_RTM = Output("CompatRtmOutput", ("token",))

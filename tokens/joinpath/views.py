@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 from functools import cache, lru_cache
+from inspect import cleandoc
 
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -40,7 +41,7 @@ from tokens import clients, services
 from tokens.choices import MAIN_SLOT, Service, Source
 from tokens.exceptions import DATABASE_OUTAGES
 from tokens.joinpath import inputs, outputs
-from tokens.joinpath.authentication import ApiCaller, JoinAuthentication, remember_uid
+from tokens.joinpath.authentication import ApiCaller, ApiTokenAuthentication, JoinAuthentication, remember_uid
 from tokens.joinpath.budget import TokenBudget, settle
 from tokens.parsers import StrictJSONParser
 from tokens.services.issuance import Guard
@@ -245,9 +246,12 @@ _NEGOTIATOR = HeaderNegotiation()
 
 
 def _documented(view: type) -> type:
-    """Tell the OpenAPI schema what a TokenView takes and answers."""
+    """Tell the OpenAPI schema what a TokenView takes and answers (and what it is for, when the
+    view's own docstring says)."""
     responses = {view.success_status: view.output.serializer, **ERRORS}
-    return extend_schema_view(post=extend_schema(request=view.input_class, responses=responses))(view)
+    described = {"description": cleandoc(view.__doc__)} if view.__dict__.get("__doc__") else {}
+    schema = extend_schema(request=view.input_class, responses=responses, **described)
+    return extend_schema_view(post=schema)(view)
 
 
 @_documented
@@ -265,6 +269,26 @@ class RtcRtmTokenView(TokenView):
 @_documented
 class RtmTokenView(TokenView):
     service, input_class, output = Service.RTM, inputs.RtmTokenInput, outputs.RTM
+
+
+@_documented
+class ChatTokenView(TokenView):
+    """An Agora Chat user token (007) for your own Chat user id: str(uid) of the slot, as RTM's
+    (`user_id` in the answer). `version` "006" is a 400 naming version: 006 has no Chat service."""
+
+    service, input_class, output = Service.CHAT, inputs.ChatTokenInput, outputs.CHAT
+
+
+@_documented
+class ChatAppTokenView(TokenView):
+    """Agora Chat's app token (007), the app server's credential for Chat's REST API: for staff
+    with the tokens.chat_app permission only, else 403 `chat_app_not_allowed`. It names no Chat
+    user; its audit row names the caller's own uid. `version` "006" is a 400 naming version."""
+
+    service, input_class, output = Service.CHAT_APP, inputs.ChatAppTokenInput, outputs.CHAT_APP
+    # The key and its user read on every request: the rule reads the user's staff flag and
+    # permissions, which a key remembered by this process would not see change.
+    authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
 
 
 @_documented

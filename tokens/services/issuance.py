@@ -19,11 +19,11 @@ from django.utils import timezone
 
 from tokens import agora, metrics, validators
 from tokens.choices import MAIN_SLOT, Role, Service, Source
-from tokens.credentials import agora_credentials
+from tokens.credentials import signing_credentials
 from tokens.exceptions import TokenServiceError, authentication_failed, throttled
 from tokens.joinpath import statements
 from tokens.models import IssuedToken, token_sha256
-from tokens.policies import check_channel_allowed, check_publisher_allowed
+from tokens.policies import check_channel_allowed, check_chat_app_allowed, check_publisher_allowed
 from tokens.services.identities import get_or_create_identity
 
 logger = logging.getLogger(__name__)
@@ -38,11 +38,11 @@ class IssuedAgoraToken:
     token: str
     app_id: str
     service: str
-    channel: str  # "" for RTM
+    channel: str  # "" for RTM and Chat
     uid: int
     slot: str
-    rtm_user_id: str  # "" for RTC
-    role: str  # "" for RTM
+    rtm_user_id: str  # RTM's or Chat's user id; "" for RTC and the Chat app token
+    role: str  # "" for RTM and Chat
     version: str
     issued_at: datetime
     expires_at: datetime
@@ -107,6 +107,10 @@ def _build(
         return agora.build_rtc_token(**common, channel=channel, uid=uid, publisher=publisher, version=version)
     if service == Service.RTC_RTM:
         return agora.build_rtc_rtm_token(**common, channel=channel, uid=uid, publisher=publisher)
+    if service == Service.CHAT:
+        return agora.build_chat_user_token(**common, user_id=str(uid))
+    if service == Service.CHAT_APP:
+        return agora.build_chat_app_token(**common)
     return agora.build_rtm_token(**common, user_id=str(uid), version=version)
 
 
@@ -142,8 +146,12 @@ def issue_token(
     guard: Guard | None = None,
     now: datetime | None = None,
 ) -> IssuedAgoraToken:
-    """Issue an Agora token of `service` (rtc, rtm, rtc+rtm) for the user's own uid in `slot`
-    and record it.
+    """Issue an Agora token of `service` (rtc, rtm, rtc+rtm, chat, chat-app) for the user's own
+    uid in `slot` and record it, signed with the certificate AGORA_SIGNING_CERTIFICATE names.
+
+    chat: the user's Agora Chat token, user id str(uid) as RTM's. chat-app: Chat's app token
+    (the app server's REST API credential), for staff with tokens.chat_app only; its row
+    names the staff user's uid and no user id.
 
     `uid`: the user's uid for `slot` when the caller already has it (the API reads it with
     the API token, in the same query); otherwise it is looked up, or drawn on first need.
@@ -168,26 +176,30 @@ def issue_token(
     )
     if service == Service.RTC_RTM:
         version = _validated("version", validators.validate_rtc_rtm_version, version or agora.VERSION_007)
+    elif service in (Service.CHAT, Service.CHAT_APP):
+        version = _validated("version", validators.validate_chat_version, version or agora.VERSION_007)
     else:
         version = _validated("version", validators.validate_version, version or _default_version(source))
     _check_user(user)
-    app_id, certificate = agora_credentials()
+    signing = signing_credentials()
     if role == Role.PUBLISHER:
         check_publisher_allowed(user)
+    if service == Service.CHAT_APP:
+        check_chat_app_allowed(user)
     if joins_channel:
         check_channel_allowed(user, channel, role)
     # identity
     if uid is None:
         uid = get_or_create_identity(user=user, slot=slot).uid
-    own_rtm_user_id = str(uid) if service != Service.RTC else ""
+    own_rtm_user_id = "" if service in (Service.RTC, Service.CHAT_APP) else str(uid)
     if service == Service.RTM:
         _check_own_rtm_user_id(rtm_user_id, own_rtm_user_id)
     # build
     now = now or timezone.now()
     unix_now = int(now.timestamp())  # Agora's tokens count whole seconds
     built = _build(
-        service, app_id=app_id, certificate=certificate, channel=channel, uid=uid, role=role,
-        lifetime=lifetime, now=unix_now, version=version,
+        service, app_id=signing.app_id, certificate=signing.certificate, channel=channel, uid=uid,
+        role=role, lifetime=lifetime, now=unix_now, version=version,
     )  # fmt: skip
     issued_at = datetime.fromtimestamp(built.issued_at, tz=UTC)
     expires_at = datetime.fromtimestamp(built.expires_at, tz=UTC)
@@ -199,6 +211,7 @@ def issue_token(
         "source": source, "client_ip": client_ip or None,
         "user_agent": _printable(user_agent)[:USER_AGENT_MAX],
         "token_sha256": fingerprint, "issued_by_id": issued_by.pk if issued_by is not None else None,
+        "certificate": signing.fingerprint,
     }  # fmt: skip
     outcome = statements.record(
         values, digest=guard and guard.digest, user_id=user.pk, window=guard and guard.window, now=now
@@ -209,12 +222,14 @@ def issue_token(
     metrics.count_token(service=service, version=built.version, source=source, role=role)
 
     logger.info(
-        "issued %s token id=%s user=%s uid=%s slot=%s channel=%r role=%s version=%s source=%s sha256=%.12s",
+        "issued %s token id=%s user=%s uid=%s slot=%s channel=%r role=%s version=%s source=%s sha256=%.12s "
+        "certificate=%s",
         service, record_id, outcome.username, uid, slot, channel, role, built.version, source, fingerprint,
+        signing.fingerprint,
     )  # fmt: skip
     # answer
     return IssuedAgoraToken(
-        token=built.token, app_id=app_id, service=service, channel=channel, uid=uid, slot=slot,
+        token=built.token, app_id=signing.app_id, service=service, channel=channel, uid=uid, slot=slot,
         rtm_user_id=own_rtm_user_id, role=role, version=built.version, issued_at=issued_at,
         expires_at=expires_at, record_id=record_id,
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Issue an RTC or RTM token for a user from the command line (recorded with source=cli)."""
+"""Issue an RTC, RTM or Chat token for a user from the command line (recorded with source=cli)."""
 
 import json
 
@@ -8,6 +8,10 @@ from django.core.management.base import BaseCommand, CommandError
 from tokens import services
 from tokens.exceptions import TokenServiceError
 from tokens.models import IssuedToken
+
+Service = IssuedToken.Service
+JOINS_CHANNEL = (Service.RTC, Service.RTC_RTM)
+NAMES_A_USER = (Service.RTM, Service.RTC_RTM, Service.CHAT)
 
 
 class Command(BaseCommand):
@@ -21,7 +25,9 @@ class Command(BaseCommand):
         parser.add_argument("--role", choices=IssuedToken.Role.values, default=IssuedToken.Role.SUBSCRIBER)
         parser.add_argument("--expires-in", type=int, help="seconds (default AGORA_TOKEN_TTL)")
         parser.add_argument(
-            "--token-version", choices=["006", "007"], help="default AGORA_TOKEN_VERSION (rtc+rtm: 007 only)"
+            "--token-version",
+            choices=["006", "007"],
+            help="default AGORA_TOKEN_VERSION (rtc+rtm, chat and chat-app: 007 only)",
         )
 
     def handle(self, *args, username, service, channel, slot, role, expires_in, token_version, **options):
@@ -30,7 +36,7 @@ class Command(BaseCommand):
             user = user_model.objects.get(**{user_model.USERNAME_FIELD: username})
         except user_model.DoesNotExist:
             raise CommandError(f"No user named {username!r}.") from None
-        if service != IssuedToken.Service.RTM and channel is None:
+        if service in JOINS_CHANNEL and channel is None:
             raise CommandError(f"--channel is required for an {service} token.")
         try:
             issued = services.issue_token(
@@ -46,9 +52,9 @@ class Command(BaseCommand):
         except TokenServiceError as exc:
             raise CommandError(exc.message) from None
         body = {"uid": issued.uid, "slot": issued.slot}
-        if service != IssuedToken.Service.RTM:
+        if service in JOINS_CHANNEL:
             body.update(channel=issued.channel, role=issued.role)
-        if service != IssuedToken.Service.RTC:
+        if service in NAMES_A_USER:
             body.update(user_id=issued.rtm_user_id)
         body.update(
             token=issued.token,
