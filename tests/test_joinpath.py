@@ -36,6 +36,9 @@ WARM_REQUESTS = [
     (COMPAT_RTM, {}),
     (RTC_RTM, {"channel": "room", "role": "publisher", "slot": "phone"}),
     (RTC, {"channel": "room", "slot": "screen"}),
+    (RTC, {"channel": "room", "role": "audio"}),
+    (RTC, {"channel": "room", "role": "video", "expires_in": 900, "publish_expires_in": 120}),
+    (RTC_RTM, {"channel": "room", "role": "data", "publish_expires_in": 300}),
 ]
 POSTGRESQL = connection.vendor == "postgresql"
 
