@@ -39,6 +39,9 @@ WARM_REQUESTS = [
     (RTC, {"channel": "room", "slot": "screen"}),
     (CHAT, {}),
     (CHAT, {"expires_in": 120, "version": "007", "slot": "phone"}),
+    (RTC, {"channel": "room", "role": "audio"}),
+    (RTC, {"channel": "room", "role": "video", "expires_in": 900, "publish_expires_in": 120}),
+    (RTC_RTM, {"channel": "room", "role": "data", "publish_expires_in": 300}),
 ]
 POSTGRESQL = connection.vendor == "postgresql"
 
@@ -286,4 +289,5 @@ def test_requests_without_an_api_key_take_the_urlconf_to_the_same_view(admin_cli
         mount.JoinPathMiddleware, "__call__", lambda self, request: self.get_response(request)
     )
     assert admin_client.post(RTC, {"channel": "c"}, content_type="application/json").status_code == 201
-    assert set(mount.token_views()) == {RTC, RTM, RTC_RTM, CHAT, CHAT_APP, COMPAT_RTC, COMPAT_RTM}
+    recorder = reverse("tokens:recorder-token")
+    assert set(mount.token_views()) == {RTC, RTM, RTC_RTM, CHAT, CHAT_APP, recorder, COMPAT_RTC, COMPAT_RTM}

@@ -1,5 +1,6 @@
 """The OpenAPI schema states every rule the server enforces: unknown fields refused
-(additionalProperties: false), lengths, ranges and patterns from tokens.validators."""
+(additionalProperties: false), lengths, ranges and patterns from tokens.validators, and the
+combinations of fields refused together."""
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 
@@ -11,6 +12,9 @@ class AutoSchema(SpectacularAutoSchema):
         schema = super()._map_basic_serializer(serializer, direction)
         if direction == "request" and getattr(serializer, "rejects_unknown_fields", False):
             schema["additionalProperties"] = False
+        refused = getattr(serializer, "refused_combinations", ()) if direction == "request" else ()
+        if refused:
+            schema["allOf"] = [{"not": combination} for combination in refused]
         return schema
 
     def _insert_field_validators(self, field, schema):

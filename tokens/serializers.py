@@ -94,6 +94,9 @@ class StrictSerializer(serializers.Serializer):
     field errors."""
 
     rejects_unknown_fields = True  # the schema says additionalProperties: false
+    # Combinations of fields refused together (JSON Schema, from tokens.validators): the
+    # schema says each is refused (allOf: not).
+    refused_combinations: tuple[dict, ...] = ()
 
     def to_internal_value(self, data):
         unknown = _unknown_fields(data, self.fields)

@@ -260,7 +260,8 @@ def issue_view(model_admin, request):
 
 EXPORT_COLUMNS = (
     "id", "issued_at", "expires_at", "username", "user_id", "service", "version", "channel", "uid", "slot",
-    "rtm_user_id", "role", "source", "client_ip", "user_agent", "token_sha256", "issued_by_id", "certificate",
+    "rtm_user_id", "role", "source", "client_ip", "user_agent", "token_sha256", "issued_by_id",
+    "publish_rights", "publish_expires_at", "certificate",
 )  # fmt: skip
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     tokens.chat_app permission guards the app token."""
 
     dependencies = [
-        ("tokens", "0007_counter"),
+        ("tokens", "0010_rights_windows"),
     ]
 
     operations = [
@@ -20,6 +20,7 @@ class Migration(migrations.Migration):
                 "ordering": ["created_at", "id"],
                 "permissions": [
                     ("publish", "Can request publisher RTC tokens"),
+                    ("record", "Can request recorder tokens (a channel's reserved recorder uid)"),
                     (
                         "chat_app",
                         "Can request Agora Chat app tokens (the app server's credential; staff only)",

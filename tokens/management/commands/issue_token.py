@@ -22,15 +22,23 @@ class Command(BaseCommand):
         parser.add_argument("service", choices=IssuedToken.Service.values)
         parser.add_argument("--channel", help="channel name (required for rtc and rtc+rtm)")
         parser.add_argument("--slot", default="main", help="which of the user's uids (default main)")
-        parser.add_argument("--role", choices=IssuedToken.Role.values, default=IssuedToken.Role.SUBSCRIBER)
+        parser.add_argument(
+            "--role",
+            choices=IssuedToken.Role.values,
+            help="default subscriber (screen slot: video if allowed); recorder: the channel's recorder uid",
+        )
         parser.add_argument("--expires-in", type=int, help="seconds (default AGORA_TOKEN_TTL)")
+        parser.add_argument("--publish-expires-in", type=int, help="seconds until publishing ends (007)")
         parser.add_argument(
             "--token-version",
             choices=["006", "007"],
             help="default AGORA_TOKEN_VERSION (rtc+rtm, chat and chat-app: 007 only)",
         )
 
-    def handle(self, *args, username, service, channel, slot, role, expires_in, token_version, **options):
+    def handle(
+        self, *args, username, service, channel, slot, role, expires_in, publish_expires_in, token_version,
+        **options,
+    ):  # fmt: skip
         user_model = get_user_model()
         try:
             user = user_model.objects.get(**{user_model.USERNAME_FIELD: username})
@@ -45,6 +53,7 @@ class Command(BaseCommand):
                 channel=channel or "",
                 role=role,
                 expires_in=expires_in,
+                publish_expires_in=publish_expires_in,
                 version=token_version,
                 slot=slot,
                 source=IssuedToken.Source.CLI,
@@ -53,7 +62,7 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         body = {"uid": issued.uid, "slot": issued.slot}
         if service in JOINS_CHANNEL:
-            body.update(channel=issued.channel, role=issued.role)
+            body.update(channel=issued.channel, role=issued.role, publish_rights=issued.publish_rights)
         if service in NAMES_A_USER:
             body.update(user_id=issued.rtm_user_id)
         body.update(
@@ -62,4 +71,6 @@ class Command(BaseCommand):
             expires_at=issued.expires_at.isoformat(),
             expires_in=issued.expires_in,
         )
+        if issued.publish_expires_at is not None:
+            body.update(publish_expires_at=issued.publish_expires_at.isoformat())
         self.stdout.write(json.dumps(body, indent=2))
