@@ -214,8 +214,16 @@ def give_identities(port: int, tokens: Path, endpoints) -> None:
 METRICS_SUFFIX = "+metrics"  # a server spec ending so runs with METRICS_ENABLED=true
 
 
+def server_checkout(spec: str) -> Path:
+    """Where a server spec's project is: `...=DIR` names another checkout (e.g. the code before
+    a change, measured in the same rounds), otherwise this one."""
+    _, _, directory = spec.partition("=")
+    return Path(directory).resolve() if directory else ROOT
+
+
 def server_argv(spec: str, port: int, workers: int) -> list[str]:
-    """The command for a server spec: KIND[:THREADS][@WORKERS][+metrics]."""
+    """The command for a server spec: KIND[:THREADS][@WORKERS][+metrics][=DIR]."""
+    spec = spec.partition("=")[0]
     spec, _, worker_count = spec.removesuffix(METRICS_SUFFIX).partition("@")
     kind, _, threads = spec.partition(":")
     workers = int(worker_count) if worker_count else workers
@@ -244,27 +252,32 @@ def server_argv(spec: str, port: int, workers: int) -> list[str]:
 def describe_server(spec: str, port: int, workers: int) -> str:
     """The command a server spec runs (for `serve`, what `make serve` runs)."""
     argv = server_argv(spec, port, workers)
-    metrics = "; METRICS_ENABLED=true" if spec.endswith(METRICS_SUFFIX) else ""
+    checkout = server_checkout(spec)
+    where = "" if checkout == ROOT else f" in {checkout}"
+    metrics = "; METRICS_ENABLED=true" if spec.partition("=")[0].endswith(METRICS_SUFFIX) else ""
     if not spec.startswith("serve"):
-        return " ".join([Path(argv[0]).name, *argv[1:]]) + metrics
-    dry = subprocess.run(["make", "-s", "-n", *argv[2:]], cwd=ROOT, text=True, capture_output=True).stdout
+        return " ".join([Path(argv[0]).name, *argv[1:]]) + metrics + where
+    dry = subprocess.run(["make", "-s", "-n", *argv[2:]], cwd=checkout, text=True, capture_output=True).stdout
     lines = [" ".join(line.split()) for line in dry.replace("\\\n", " ").splitlines() if line.strip()]
-    return f"make serve: {lines[-1] if lines else '?'}{metrics}"
+    return f"make serve{where}: {lines[-1] if lines else '?'}{metrics}"
 
 
 def start_project(lane: Lane, spec: str, port: int, env: dict, workers: int) -> ServerProcess:
     """A project server on the lane, answering /healthz with a 200."""
     if service_reachable(port):
         raise BenchError(f"port {port} is taken (BENCH_PORT)")
-    log_path = LOGS / f"{lane.label}-{spec.replace(':', '-').replace('@', '-w')}.log"
+    name = spec.partition("=")[0] + ("-" + server_checkout(spec).name if "=" in spec else "")
+    log_path = LOGS / f"{lane.label}-{name.replace(':', '-').replace('@', '-w')}.log"
     log_path.unlink(missing_ok=True)
-    if spec.endswith(METRICS_SUFFIX):  # the workers share their counts through this directory
+    if spec.partition("=")[0].endswith(METRICS_SUFFIX):  # the workers share their counts here
         metrics_dir = lane.workdir / f"metrics-{port}"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         env = {**env, "METRICS_ENABLED": "true", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     log(f"{lane.label}: starting {spec} on port {port}: {describe_server(spec, port, workers)}")
-    process = ServerProcess(server_argv(spec, port, workers), env, log_path, name=spec)
+    process = ServerProcess(
+        server_argv(spec, port, workers), env, log_path, cwd=server_checkout(spec), name=spec
+    )
     try:
         process.wait_until_answering(f"http://127.0.0.1:{port}/healthz", timeout=90, healthy=True)
     except RuntimeError as exc:

@@ -14,6 +14,8 @@ def _pinned_settings(settings):
     """Every knob the tests rely on, whatever the environment says."""
     settings.AGORA_APP_ID = APP_ID
     settings.AGORA_APP_CERTIFICATE = APP_CERTIFICATE
+    settings.AGORA_APP_CERTIFICATE_SECONDARY = ""
+    settings.AGORA_SIGNING_CERTIFICATE = "primary"
     settings.AGORA_TOKEN_VERSION = "007"
     settings.AGORA_COMPAT_TOKEN_VERSION = "006"
     settings.AGORA_TOKEN_TTL = 3600

@@ -3,6 +3,7 @@ streamed CSV export, the active/expired and per-user filters, and a list that st
 
 import csv
 import hashlib
+import importlib
 import io
 from datetime import timedelta
 
@@ -49,15 +50,24 @@ def test_a_token_from_the_api_shows_what_its_audit_row_says_and_a_valid_signatur
     report, page = _inspect(admin_client, body["token"])
     row = IssuedToken.objects.get()
     assert report["record"] == row
-    assert report["signature_valid"] is True and "Signature valid." in page
+    assert (
+        report["signature_valid"] is True and "Signature valid: signed with the primary certificate" in page
+    )
     assert (report["version"], report["app_id"], report["app_id_matches"]) == ("007", APP_ID, True)
     assert report["issued_at"] == row.issued_at and report["expires_at"] == row.expires_at
     assert not report["expired"] and report["time_left"]
     (rtc,) = report["services"]
-    assert (rtc["name"], rtc["channel"], rtc["uid"]) == ("RTC", row.channel, str(row.uid))
+    assert (rtc["name"], rtc["type_id"], rtc["channel"], rtc["account"]) == (
+        "rtc",
+        1,
+        row.channel,
+        str(row.uid),
+    )
     assert [(p["name"], p["expires_at"]) for p in rtc["privileges"]] == [
-        (name, row.expires_at) for name in ("join channel", "publish audio", "publish video", "publish data")
+        (name, row.expires_at)
+        for name in ("join_channel", "publish_audio_stream", "publish_video_stream", "publish_data_stream")
     ]
+    assert report["signed_with"] == "primary" and report["record"].certificate == report["fingerprint"]
     assert reverse("admin:tokens_issuedtoken_change", args=[row.pk]) in page
     assert report["salt"] == agora.decode(body["token"]).salt
 
@@ -156,10 +166,132 @@ def test_pasting_a_whole_token_into_the_audit_search_finds_its_row(admin_client,
     assert [row.token_sha256 for row in found] == [digest]
 
 
+def _every_service_type() -> dict[str, str]:
+    """A token of each service type Agora's builders define, and one of a type none defines yet."""
+    from agoraiotools.apaas_token_builder import ApaasTokenBuilder
+    from agoraiotools.fpa_token_builder import FpaTokenBuilder
+
+    from tests.test_agora import VECTOR_EXTENDED
+
+    module = importlib.import_module("agoraiotools.AccessToken2")
+    now = int(timezone.now().timestamp())
+    tokens = {
+        "streaming, fcdn and rtm2": VECTOR_EXTENDED,  # Agora's, from 1970: expired long ago
+        "fpa": FpaTokenBuilder.build_token(APP_ID, APP_CERTIFICATE),
+        "apaas": ApaasTokenBuilder.build_room_user_token(APP_ID, APP_CERTIFICATE, "room-1", "user-1", 2, 600),
+        "chat user": agora.build_chat_user_token(
+            app_id=APP_ID, app_certificate=APP_CERTIFICATE, user_id="alice_1", lifetime=600, now=now
+        ).token,
+        "chat app": agora.build_chat_app_token(
+            app_id=APP_ID, app_certificate=APP_CERTIFICATE, lifetime=900, now=now
+        ).token,
+    }
+    for service_type, name in (
+        (agora.SERVICE_CONVOAI, "convoai"),
+        (agora.SERVICE_STT, "stt"),
+        (11, "unknown"),
+    ):
+        token = module.AccessToken(APP_ID, APP_CERTIFICATE, issue_ts=now, expire=600)
+        rtc = module.ServiceRtc("stage", 42)
+        rtc.add_privilege(agora.PRIVILEGE_JOIN_CHANNEL, 600)
+        token.add_service(rtc)
+        token.add_service(module.Service(service_type))
+        tokens[name] = token.build()
+    return tokens
+
+
+EVERY_SERVICE_TYPE = _every_service_type()
+
+
+@pytest.mark.parametrize("kind", EVERY_SERVICE_TYPE)
+def test_the_inspector_shows_every_service_type_with_its_privileges_and_their_expiries(admin_client, kind):
+    token = EVERY_SERVICE_TYPE[kind]
+    report, page = _inspect(admin_client, token)
+    engine = agora.inspect(token, APP_CERTIFICATE)
+    assert report["signature_valid"] is True and report["signed_with"] == "primary"
+    assert [(s["name"], s["type_id"]) for s in report["services"]] == [
+        (s["type"], s["type_id"]) for s in engine["services"]
+    ]
+    now = timezone.now()
+    for shown, decoded in zip(report["services"], engine["services"], strict=True):
+        assert f"{decoded['type']} (service type {decoded['type_id']})" in page
+        if "raw" in decoded:  # a type none of Agora's builders defines: its bytes, not an error page
+            assert shown["raw"] == decoded["raw"] and decoded["raw"] in page
+            assert "cannot be read" in page
+            continue
+        expected = [
+            (expiry["id"], name, expiry["seconds"], expiry["expires_at"])
+            for name, expiry in decoded.get("expiries", {}).items()
+        ]
+        assert [
+            (p["id"], p["name"], p["seconds"], p["expires_at"] and int(p["expires_at"].timestamp()))
+            for p in shown["privileges"]
+        ] == expected
+        for privilege in shown["privileges"]:
+            assert f"{privilege['label']} ({privilege['id']})" in page
+            if privilege["expires_at"] is None:
+                assert privilege["relative"] is None  # FPA's login: no expiry of its own
+                continue
+            assert f"{privilege['seconds']} s after issue" in page  # relative to the issue...
+            assert f"until {privilege['expires_at']:%Y-%m-%d %H:%M:%S} UTC" in page  # ...and absolute
+            if privilege["expires_at"] > now:
+                assert privilege["relative"].endswith(" left")
+            else:
+                assert privilege["relative"].startswith("ended ") and privilege["relative"].endswith(" ago")
+            assert privilege["relative"] in page
+
+
+def test_the_inspector_shows_rtm2_permissions_and_apaas_roles(admin_client):
+    report, page = _inspect(admin_client, EVERY_SERVICE_TYPE["streaming, fcdn and rtm2"])
+    rtm2 = report["services"][2]
+    assert [(p["permission"], p["resource"], p["names"]) for p in rtm2["permissions"]] == [
+        ("read", "message_channels", "message-a, message-b"),
+        ("write", "stream_channels", "stream-a"),
+        ("read", "users", "user-a"),
+    ]
+    assert "<th>read message channels</th><td>message-a, message-b</td>" in page
+    assert (report["services"][0]["channel"], report["services"][0]["account"]) == (
+        "7d72365eb983485397e3e3f9d460bdda", "2882341273",
+    )  # fmt: skip
+    apaas, _ = _inspect(admin_client, EVERY_SERVICE_TYPE["apaas"])
+    # Agora's room user token: RTM and Chat logins beside the APaaS room, user and role.
+    assert [(s["name"], s["room_uuid"], s["role"]) for s in apaas["services"]] == [
+        ("rtm", None, None), ("chat", None, None), ("apaas", "room-1", 2),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", EVERY_SERVICE_TYPE)
+def test_the_inspectors_json_and_inspect_token_say_what_the_engine_decodes(admin_client, kind):
+    import json
+
+    from django.core.management import call_command
+
+    token = EVERY_SERVICE_TYPE[kind]
+    response = admin_client.post(INSPECT, {"token": token, "format": "json"})
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert "no-store" in response["Cache-Control"]
+    from_admin = response.json()
+    out = io.StringIO()
+    call_command("inspect_token", token, stdout=out)
+    from_command = json.loads(out.getvalue())
+    assert from_admin == from_command
+    assert from_admin["services"] == agora.inspect(token, APP_CERTIFICATE)["services"]
+    assert (from_admin["signed_with"], from_admin["signature_valid"]) == ("primary", True)
+    assert token not in response.content.decode()  # the summary, never the token itself
+
+
+def test_the_inspectors_json_for_garbage_is_the_error_shape(admin_client):
+    response = admin_client.post(INSPECT, {"token": "007garbage", "format": "json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_token"
+
+
 # --- temporary tokens ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("service", "channel"), [("rtc", "ops"), ("rtm", ""), ("rtc+rtm", "ops")])
+@pytest.mark.parametrize(
+    ("service", "channel"), [("rtc", "ops"), ("rtm", ""), ("rtc+rtm", "ops"), ("chat", "")]
+)
 def test_an_admin_issues_a_temporary_token_for_a_users_slot_shown_once_and_audited(
     admin_client, admin_user, user, service, channel
 ):

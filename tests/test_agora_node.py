@@ -211,3 +211,164 @@ def test_agora_token_and_the_inspector_read_every_other_service_type_alike(node,
         assert ours.complete == (ours.services[-1].type != 11)
     types = {s["type"] for theirs in _agora_token_reads(node, tokens) for s in theirs["services"]}
     assert types == set(agora.SERVICE_NAMES)  # every type the engine names, agora-token reads
+
+
+# --- what the API issues: Chat tokens, and tokens on either certificate ---------------------------
+
+
+@pytest.mark.django_db
+def test_agora_token_reads_the_chat_tokens_the_api_issues(node, django_user_model):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    from tests.conftest import APP_CERTIFICATE, PASSWORD, client_for
+
+    staff = django_user_model.objects.create_user("ops", password=PASSWORD, is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="chat_app"))
+    api = client_for(staff)
+    user = api.post(reverse("tokens:chat-token"), {"expires_in": 600}, format="json").json()
+    app = api.post(reverse("tokens:chat-app-token"), {"expires_in": 900}, format="json").json()
+    theirs_user, theirs_app = _agora_token_reads(node, [user["token"], app["token"]], APP_CERTIFICATE)
+    for body, theirs, privilege in ((user, theirs_user, "1"), (app, theirs_app, "2")):
+        ours = agora.decode(body["token"])
+        assert theirs["parsed"] and theirs["signature_valid"] is True
+        assert (theirs["app_id"], theirs["issue_ts"], theirs["salt"]) == (
+            body["app_id"],
+            ours.issued_at,
+            ours.salt,
+        )
+        assert theirs["expire"] == body["expires_in"]
+        assert theirs["services"] == [
+            {
+                "type": agora.SERVICE_CHAT,
+                "privileges": {privilege: body["expires_in"]},
+                "user_id": body.get("user_id", ""),
+            }
+        ]
+    assert _their_expiries(theirs_user) == {"chat": {"user": theirs_user["issue_ts"] + 600}}
+    assert _their_expiries(theirs_app) == {"chat": {"app": theirs_app["issue_ts"] + 900}}
+
+
+@pytest.mark.django_db
+def test_agora_token_verifies_each_token_under_the_certificate_its_audit_row_names(node, api, settings):
+    from django.urls import reverse
+
+    from tests.conftest import APP_CERTIFICATE
+    from tokens.models import IssuedToken, token_sha256
+
+    secondary = "4a7c1e9b2d6f40a8b3c5e7f9a1b3c5d7"
+    paths = [("tokens:rtc-token", {"channel": "stage"}), ("tokens:rtc-rtm-token", {"channel": "stage"}),
+             ("tokens:rtm-token", {}), ("tokens:chat-token", {})]  # fmt: skip
+    old = [api.post(reverse(name), body, format="json").json()["token"] for name, body in paths]
+    settings.AGORA_APP_CERTIFICATE_SECONDARY = secondary
+    settings.AGORA_SIGNING_CERTIFICATE = "secondary"
+    new = [api.post(reverse(name), body, format="json").json()["token"] for name, body in paths]
+    for certificate, valid in ((APP_CERTIFICATE, old), (secondary, new)):
+        fingerprint = agora.certificate_fingerprint(certificate)
+        assert {IssuedToken.objects.get(token_sha256=token_sha256(t)).certificate for t in valid} == {
+            fingerprint
+        }
+        read = _agora_token_reads(node, old + new, certificate)
+        assert [t["signature_valid"] for t in read] == [token in valid for token in old + new]
+
+
+# --- the API's new kinds of token ---------------------------------------------------------------
+
+RIGHT_NAMES = {
+    "audio": "publish_audio_stream",
+    "video": "publish_video_stream",
+    "data": "publish_data_stream",
+}
+
+
+def _api_kinds(user, recorder) -> list[tuple[dict, set[str]]]:
+    """A token of each new kind, issued through the API: (the answer, the rights it grants)."""
+    from datetime import timedelta
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from tests.conftest import client_for
+    from tokens.models import ChannelRule
+
+    rtc, rtc_rtm = reverse("tokens:rtc-token"), reverse("tokens:rtc-rtm-token")
+    api = client_for(user)
+    asks = [
+        (rtc, {"channel": "stage", "role": "audio", "expires_in": 900}),
+        (rtc, {"channel": "stage", "role": "video", "expires_in": 900, "publish_expires_in": 300}),
+        (rtc, {"channel": "stage", "role": "data", "expires_in": 900}),
+        (rtc, {"channel": "stage", "role": "publisher", "expires_in": 3600, "publish_expires_in": 120}),
+        (rtc, {"channel": "stage", "slot": "screen"}),
+        (rtc_rtm, {"channel": "stage", "role": "audio", "expires_in": 1800, "publish_expires_in": 600}),
+        (rtc, {"channel": "window", "role": "publisher", "expires_in": 7200}),  # ends with its window
+        (rtc_rtm, {"channel": "window", "role": "video", "expires_in": 7200, "publish_expires_in": 300}),
+    ]
+    ChannelRule.objects.create(pattern="stage", publish_rights="audio,video,data")
+    ChannelRule.objects.create(
+        pattern="window", publish_rights="audio,video,data", ends_at=timezone.now() + timedelta(minutes=20)
+    )
+    answers = []
+    for path, body in asks:
+        response = api.post(path, body, format="json")
+        assert response.status_code == 201, response.content
+        answers.append(response.json())
+    response = client_for(recorder).post(
+        reverse("tokens:recorder-token"), {"channel": "stage"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    answers.append(response.json())
+    roles = {"audio": {"audio"}, "video": {"video"}, "data": {"data"}, "publisher": set(RIGHT_NAMES)}
+    return [(answer, roles.get(answer["role"], set())) for answer in answers]
+
+
+def _unix(iso: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
+
+
+@pytest.mark.django_db
+def test_agora_token_reads_each_new_kind_the_api_issues_as_its_answer_says(
+    node, user, settings, django_user_model
+):
+    """Per-media roles, publish_expires_in, RTC+RTM, the screen slot's default, a meeting
+    window's end and the recorder's token: agora-token parses each, verifies its signature and
+    reads the privileges and expiries the answer states."""
+    from tests.conftest import APP_CERTIFICATE, PASSWORD
+
+    settings.AGORA_CHANNEL_POLICY = "rules"
+    recorder = django_user_model.objects.create_user("recorder", password=PASSWORD, is_staff=True)
+    kinds = _api_kinds(user, recorder)
+    read = _agora_token_reads(node, [answer["token"] for answer, _ in kinds], APP_CERTIFICATE)
+    for (answer, rights), theirs in zip(kinds, read, strict=True):
+        assert theirs["parsed"] is True and theirs["signature_valid"] is True, answer["role"]
+        assert theirs["issue_ts"] == _unix(answer["issued_at"])
+        assert theirs["issue_ts"] + theirs["expire"] == _unix(answer["expires_at"])
+        expiries = _their_expiries(theirs)
+        join = _unix(answer["expires_at"])
+        publish = {RIGHT_NAMES[right]: _unix(answer["publish_expires_at"]) for right in rights}
+        assert expiries["rtc"] == {"join_channel": join, **publish}, answer
+        assert theirs["services"][0]["channel_name"] == answer["channel"]
+        assert theirs["services"][0]["uid"] == str(answer["uid"])
+        if "rtm_user_id" in answer:
+            assert expiries["rtm"] == {"login": join}
+            assert theirs["services"][1]["user_id"] == answer["rtm_user_id"]
+        else:
+            assert len(theirs["services"]) == 1
+    by_role = [answer["role"] for answer, _ in kinds]
+    assert by_role == [
+        "audio",
+        "video",
+        "data",
+        "publisher",
+        "video",
+        "audio",
+        "publisher",
+        "video",
+        "recorder",
+    ]
+    windowed = kinds[6][0]
+    assert windowed["expires_in"] <= 1200 and windowed["publish_expires_at"] == windowed["expires_at"]
+    # Publishing that ends before the join: the privileges differ, as asked.
+    limited = _their_expiries(read[3])["rtc"]
+    assert limited["join_channel"] - limited["publish_audio_stream"] == 3600 - 120

@@ -75,6 +75,7 @@ LAYERS = (
         {
             "tokens.views",
             "tokens.joinpath.views",
+            "tokens.joinpath.mount",
             "tokens.joinpath.outputs",
             "tokens.webhooks",
             "tokens.middleware",

@@ -41,6 +41,8 @@ CHROMIUM_FLAGS = (
 )  # fmt: skip
 WAIT_SECONDS = 30  # per wait: generous for a loaded two-core machine, still bounded
 OTHER_CERTIFICATE = "0123456789abcdef0123456789abcdef"
+PRIMARY_FINGERPRINT = agora.certificate_fingerprint(APP_CERTIFICATE)
+SIGNED_BY_PRIMARY = f"Signature valid: signed with the primary certificate ({PRIMARY_FINGERPRINT})."
 
 
 def _executable(variable: str, name: str) -> str | None:
@@ -298,17 +300,24 @@ def test_a_token_from_the_api_in_the_inspector_shows_its_audit_rows_fields_and_a
     browser = admin_browser
     _inspect(browser, body["token"])
 
-    assert browser.text("#inspect-signature") == "Signature valid."
+    assert browser.text("#inspect-signature") == SIGNED_BY_PRIMARY
     assert browser.text("#inspect-version") == "007"
     assert browser.text("#inspect-app-id-value") == f"{APP_ID} (this server's)"
     assert browser.text("#inspect-issued-at") == _utc(row.issued_at)
     assert browser.text("#inspect-expires-at").startswith(_utc(row.expires_at) + " — ")
-    expiry = f"until {row.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    expiry = f"until {row.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC (3600 s after issue; "
+    assert browser.text("h2.inspect-service-name") == "rtc (service type 1)"
     (rtc,) = _inspected_services(browser)
-    assert rtc == {
-        "Channel": "Room 7", "uid": str(row.uid), "join channel (1)": expiry, "publish audio (2)": expiry,
-        "publish video (3)": expiry, "publish data (4)": expiry,
-    }  # fmt: skip
+    privileges = (
+        "join channel (1)",
+        "publish audio stream (2)",
+        "publish video stream (3)",
+        "publish data stream (4)",
+    )
+    assert set(rtc) == {"Channel", "uid", *privileges}  # the driver hands keys back sorted
+    assert (rtc["Channel"], rtc["uid"]) == ("Room 7", str(row.uid))
+    for name in privileges:
+        assert rtc[name].startswith(expiry) and rtc[name].endswith(" left)"), rtc[name]
 
     # Its audit row, one click away, says the same.
     browser.click_link(f"#{row.pk}: {row}")
@@ -396,7 +405,7 @@ def test_a_temporary_token_is_issued_copied_to_the_clipboard_and_audited(admin_b
     browser.open(reverse("admin:tokens_issuedtoken_inspect"))
     browser.find("#id_token").send_keys(Keys.CONTROL, "v")
     browser.find("#inspect-form input[type=submit]").click()
-    assert browser.text("#inspect-signature") == "Signature valid."
+    assert browser.text("#inspect-signature") == SIGNED_BY_PRIMARY
     assert browser.text("#inspect-audit-row").startswith(f"#{row.pk}: ")
 
 

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.django_db
 
 RTC, RTM, RTC_RTM = reverse("tokens:rtc-token"), reverse("tokens:rtm-token"), reverse("tokens:rtc-rtm-token")
 COMPAT_RTC, COMPAT_RTM = reverse("tokens:compat-rtc-token"), reverse("tokens:compat-rtm-token")
+CHAT, CHAT_APP = reverse("tokens:chat-token"), reverse("tokens:chat-app-token")
 WARM_REQUESTS = [
     (RTC, {"channel": "room"}),
     (RTC, {"channel": "Room 7 (main)", "role": "publisher", "expires_in": 600, "version": "006"}),
@@ -36,6 +37,11 @@ WARM_REQUESTS = [
     (COMPAT_RTM, {}),
     (RTC_RTM, {"channel": "room", "role": "publisher", "slot": "phone"}),
     (RTC, {"channel": "room", "slot": "screen"}),
+    (CHAT, {}),
+    (CHAT, {"expires_in": 120, "version": "007", "slot": "phone"}),
+    (RTC, {"channel": "room", "role": "audio"}),
+    (RTC, {"channel": "room", "role": "video", "expires_in": 900, "publish_expires_in": 120}),
+    (RTC_RTM, {"channel": "room", "role": "data", "publish_expires_in": 300}),
 ]
 POSTGRESQL = connection.vendor == "postgresql"
 
@@ -68,7 +74,9 @@ def test_every_token_endpoint_is_answered_by_the_one_view():
     from tokens import urls
 
     token_views = {p.name: p.callback.cls for p in urls.urlpatterns if getattr(p.callback, "cls", None)}
-    for name in ("rtc-token", "rtm-token", "rtc-rtm-token", "compat-rtc-token", "compat-rtm-token"):
+    names = ("rtc-token", "rtm-token", "rtc-rtm-token", "chat-token", "chat-app-token", "compat-rtc-token",
+             "compat-rtm-token")  # fmt: skip
+    for name in names:
         view = token_views[name]
         assert issubclass(view, TokenView)
         # The common case and every other one: the same dispatch and the same handler.
@@ -263,6 +271,7 @@ BANNED_REQUESTS = [
     (COMPAT_RTC, {"channel": "room"}, "join_channel"),
     (RTC, {"channel": "room", "role": "publisher"}, "publish_audio"),
     (COMPAT_RTC, {"channel": "room", "isPublisher": True}, "publish_video"),
+    (RTC, {"channel": "room", "role": "audio"}, "publish_audio"),
 ]
 
 
@@ -284,3 +293,68 @@ def test_a_banned_warm_request_is_403_without_a_row_and_its_success_path_gains_n
     if privilege != "join_channel":  # a mute: subscriber tokens still issue
         subscriber = {k: v for k, v in body.items() if k not in ("role", "isPublisher")}
         assert client.post(path, subscriber, format="json").status_code in (200, 201)
+
+
+def test_a_mute_refuses_only_tokens_that_would_publish_what_it_mutes(key, user):
+    client = _client(key)
+    _ban(user, "room", "publish_audio")
+    assert client.post(RTC, {"channel": "room", "role": "video"}, format="json").status_code == 201
+    assert client.post(RTC, {"channel": "room", "role": "data"}, format="json").status_code == 201
+    refused = client.post(RTC, {"channel": "room", "role": "publisher"}, format="json")
+    assert refused.status_code == 403 and "muted (audio)" in refused.json()["error"]["message"]
+
+
+MOUNT = "tokens.joinpath.mount.JoinPathMiddleware"
+HEADERS = (
+    "Content-Type",
+    "Allow",
+    "Vary",
+    "X-Frame-Options",
+    "WWW-Authenticate",
+    "Retry-After",
+)
+
+
+def _answer(response) -> tuple:
+    assert response["Content-Length"] == str(len(response.content))
+    body = response.json()
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k not in ("token", "issued_at", "expires_at")}
+    return response.status_code, body, {name: response.get(name) for name in HEADERS}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        *WARM_REQUESTS,
+        (RTC, {}),
+        (RTC, {"channel": "bad/name"}),
+        (RTM, []),
+        (COMPAT_RTM, {"user": "x"}),
+        (CHAT_APP, {}),  # a 403 for a plain user, mounted or routed
+    ],
+)
+def test_the_mount_serves_api_keys_with_the_very_view_the_urlconf_has(key, settings, monkeypatch, path, body):
+    """The mount (tokens/joinpath/mount.py) calls the URLconf's own view, ahead of the layers an
+    API key does not use: the answer is the one the URLconf gives, and those layers never run."""
+    from django.contrib.sessions.middleware import SessionMiddleware
+
+    ran = []
+    monkeypatch.setattr(SessionMiddleware, "process_request", lambda self, request: ran.append(request.path))
+    mounted = _answer(_client(key).post(path, body, format="json"))
+    assert ran == []
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != MOUNT]
+    monkeypatch.undo()
+    routed = _answer(_client(key).post(path, body, format="json"))
+    assert mounted == routed
+
+
+def test_requests_without_an_api_key_take_the_urlconf_to_the_same_view(admin_client, monkeypatch):
+    from tokens.joinpath import mount
+
+    monkeypatch.setattr(
+        mount.JoinPathMiddleware, "__call__", lambda self, request: self.get_response(request)
+    )
+    assert admin_client.post(RTC, {"channel": "c"}, content_type="application/json").status_code == 201
+    recorder = reverse("tokens:recorder-token")
+    assert set(mount.token_views()) == {RTC, RTM, RTC_RTM, CHAT, CHAT_APP, recorder, COMPAT_RTC, COMPAT_RTM}

@@ -428,7 +428,7 @@ def moderator(django_user_model):
     bob = django_user_model.objects.create_user("bob", password="correct-horse-battery-staple")
     group = Group.objects.create(name="team moderators")
     bob.groups.add(group)
-    rule = ChannelRule.objects.create(pattern="team-*", max_role="publisher")
+    rule = ChannelRule.objects.create(pattern="team-*", publish_rights="audio,video,data")
     rule.moderators.add(group)
     return client_for(bob)
 

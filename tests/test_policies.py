@@ -29,8 +29,11 @@ def rules(settings):
     settings.AGORA_CHANNEL_POLICY = "rules"
 
 
-def _rule(pattern, max_role="subscriber", groups=()):
-    rule = ChannelRule.objects.create(pattern=pattern, max_role=max_role)
+EVERYTHING = "audio,video,data"  # what a publisher token publishes
+
+
+def _rule(pattern, publish_rights="", groups=()):
+    rule = ChannelRule.objects.create(pattern=pattern, publish_rights=publish_rights)
     rule.groups.set(groups)
     return rule
 
@@ -54,7 +57,7 @@ def test_rules_that_admit_nothing_refuse_every_channel_with_403_naming_the_chann
 @pytest.mark.parametrize("path", CHANNEL_ENDPOINTS)
 def test_exact_and_prefix_patterns(api, rules, path):
     _rule("lobby")
-    _rule("team-*", max_role="publisher")
+    _rule("team-*", publish_rights=EVERYTHING)
     assert _ask(api, path, "lobby").status_code in (200, 201)
     assert _ask(api, path, "lobby2").status_code == 403
     assert _ask(api, path, "team-red", "publisher").status_code in (200, 201)
@@ -79,7 +82,7 @@ def test_groups_admit_their_members_only_and_the_highest_role_wins(api, user, ru
 
     hosts, crew = Group.objects.create(name="hosts"), Group.objects.create(name="crew")
     _rule("show-*", groups=[crew])
-    _rule("show-main", max_role="publisher", groups=[hosts])
+    _rule("show-main", publish_rights=EVERYTHING, groups=[hosts])
     assert _ask(api, RTC, "show-main").status_code == 403  # alice is in no group
     user.groups.add(crew)
     assert _ask(api, RTC, "show-main").status_code == 201
@@ -94,7 +97,7 @@ def test_groups_admit_their_members_only_and_the_highest_role_wins(api, user, ru
 def test_uid_and_username_placeholders_give_each_user_private_channels(api, user, rules, django_user_model):
     from tests.conftest import PASSWORD, client_for
 
-    _rule("dm-{uid}-*", max_role="publisher")
+    _rule("dm-{uid}-*", publish_rights=EVERYTHING)
     _rule("home-{username}")
     own = api.get(reverse("tokens:me")).json()["uid"]
     bob = client_for(django_user_model.objects.create_user("bob", password=PASSWORD))
@@ -119,7 +122,7 @@ def test_an_edited_or_deleted_rule_applies_to_the_very_next_request(api, rules):
     rule.pattern = "room"
     rule.save()
     assert _ask(api, RTC, "room", "publisher").status_code == 403
-    ChannelRule.objects.filter(pk=rule.pk).update(max_role="publisher")
+    ChannelRule.objects.filter(pk=rule.pk).update(publish_rights=EVERYTHING)
     assert _ask(api, RTC, "room", "publisher").status_code == 201
     rule.delete()
     assert _ask(api, RTC, "room").status_code == 403
@@ -193,8 +196,9 @@ def test_rule_patterns_are_validated_in_the_admin(pattern, ok):
 def test_rules_are_managed_in_the_admin(admin_client, rules):
     response = admin_client.post(
         reverse("admin:tokens_channelrule_add"),
-        {"pattern": "team-*", "max_role": "publisher", "note": "teams"},
+        {"pattern": "team-*", "publish_rights": EVERYTHING, "early_join_seconds": 0, "note": "teams"},
     )
     assert response.status_code == 302, response.content
-    assert ChannelRule.objects.get().pattern == "team-*"
+    rule = ChannelRule.objects.get()
+    assert (rule.pattern, rule.publish_rights) == ("team-*", EVERYTHING)
     assert admin_client.get(reverse("admin:tokens_channelrule_changelist")).status_code == 200

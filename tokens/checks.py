@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
-from django.db import DatabaseError
+from django.db import DatabaseError, router
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from tokens import agora
+from tokens import agora, credentials
 from tokens.agora_rest.client import rest_configuration_problems
 from tokens.policies import BUILT_IN_CHANNEL_POLICIES, PUBLISHER_POLICIES
-from tokens.validators import MIN_LIFETIME
+from tokens.validators import MIN_LIFETIME, max_lifetime
 
 # Credentials that must never sign production tokens: the obviously fake pair that
 # .env.example ships for development, and the pair published in the tutorial this server
@@ -91,7 +93,56 @@ def check_agora_settings(app_configs=None, **kwargs) -> list[Error]:
         errors.append(
             Error(f"AGORA_UID_MAX is {uid_max!r}; it must be within 1..{agora.UID_MAX}.", id="tokens.E013")
         )
-    return errors
+    return errors + _rotation_setting_problems()
+
+
+ROTATION = "see the README's 'Rotating the App Certificate'"
+
+
+def _rotation_setting_problems() -> list[Error | Warning]:
+    """AGORA_APP_CERTIFICATE_SECONDARY and AGORA_SIGNING_CERTIFICATE (credentials.py decides)."""
+    problems = credentials.credential_problems()
+    messages: list[Error | Warning] = []
+    secondary, signing = settings.AGORA_APP_CERTIFICATE_SECONDARY, settings.AGORA_SIGNING_CERTIFICATE
+    if "AGORA_SIGNING_CERTIFICATE" in problems:
+        messages.append(
+            Error(
+                f"AGORA_SIGNING_CERTIFICATE {problems['AGORA_SIGNING_CERTIFICATE']}; token endpoints "
+                "answer 503 agora_not_configured.",
+                hint="Set primary (AGORA_APP_CERTIFICATE signs) or secondary "
+                "(AGORA_APP_CERTIFICATE_SECONDARY signs).",
+                id="tokens.E041",
+            )
+        )
+    elif "AGORA_APP_CERTIFICATE_SECONDARY" in problems and not secondary:
+        messages.append(
+            Error(
+                "AGORA_SIGNING_CERTIFICATE is secondary, but AGORA_APP_CERTIFICATE_SECONDARY is not set; "
+                "token endpoints answer 503 agora_not_configured.",
+                hint=f"Set the secondary certificate from Agora Console, or sign with primary ({ROTATION}).",
+                id="tokens.E042",
+            )
+        )
+    if "AGORA_APP_CERTIFICATE_SECONDARY" in problems and secondary:
+        state = f"is used to sign ({signing})" if signing == credentials.SECONDARY else "is set"
+        messages.append(
+            Error(
+                f"AGORA_APP_CERTIFICATE_SECONDARY {state} but is not 32 hexadecimal characters; token "
+                "endpoints answer 503 agora_not_configured.",
+                hint="Copy the secondary certificate from Agora Console (Project > Config), or unset it.",
+                id="tokens.E040",
+            )
+        )
+    elif secondary and secondary == settings.AGORA_APP_CERTIFICATE:
+        messages.append(
+            Warning(
+                "AGORA_APP_CERTIFICATE_SECONDARY is the same certificate as AGORA_APP_CERTIFICATE: "
+                "nothing is being rotated.",
+                hint=f"Set the secondary certificate Agora Console shows, or unset it ({ROTATION}).",
+                id="tokens.W043",
+            )
+        )
+    return messages
 
 
 def _channel_policy_errors() -> list[Error]:
@@ -133,6 +184,58 @@ def check_uids_within_uid_max(app_configs=None, **kwargs) -> list[Warning]:
             "signed 32-bit int show them as negative numbers.",
             hint="Those users keep their uids (a uid never changes); such clients must convert them.",
             id="tokens.W014",
+        )
+    ]
+
+
+@register("agora", Tags.database)
+def check_certificate_rotation(app_configs=None, databases=None, **kwargs) -> list[Warning]:
+    """A rotation left half done, read from the audit log: the secondary set but signing nothing
+    for longer than the longest lifetime, or signing while no token of the primary's is still
+    valid (the primary can go). A database check: `check --database default` and `migrate`."""
+    if not databases or credentials.credential_problems() or not settings.AGORA_APP_CERTIFICATE_SECONDARY:
+        return []  # no database asked for (plain `check`), or nothing being rotated: no query
+    from tokens.models import IssuedToken
+
+    alias = router.db_for_read(IssuedToken)
+    if alias not in databases:
+        return []
+    now = timezone.now()
+    primary = credentials.fingerprint(settings.AGORA_APP_CERTIFICATE)
+    secondary = credentials.fingerprint(settings.AGORA_APP_CERTIFICATE_SECONDARY)
+    rows = IssuedToken.objects.using(alias)
+    try:
+        if settings.AGORA_SIGNING_CERTIFICATE == credentials.PRIMARY:
+            ttl = max_lifetime()
+            recent = rows.filter(issued_at__gt=now - timedelta(seconds=ttl), certificate=secondary)
+            if recent.exists():
+                return []  # it signed within the longest lifetime: a switch back under way
+            return [
+                Warning(
+                    f"AGORA_APP_CERTIFICATE_SECONDARY ({secondary}) is set but has signed no token for "
+                    f"longer than AGORA_TOKEN_MAX_TTL ({ttl} s): AGORA_APP_CERTIFICATE still signs.",
+                    hint="Mid-rotation, switch with AGORA_SIGNING_CERTIFICATE=secondary; if the rotation "
+                    f"is over or abandoned, unset AGORA_APP_CERTIFICATE_SECONDARY ({ROTATION}).",
+                    id="tokens.W044",
+                )
+            ]
+        # Rows without a fingerprint were written before rotation existed: the primary signed them.
+        alive = rows.filter(
+            issued_at__gt=now - timedelta(seconds=agora.MAX_LIFETIME), expires_at__gt=now,
+            certificate__in=[primary, ""],
+        )  # fmt: skip
+        if alive.exists():
+            return []
+    except DatabaseError:
+        return []  # not migrated yet (migrate runs this first), or unreachable: others say so
+    return [
+        Warning(
+            f"The secondary certificate signs, and every token AGORA_APP_CERTIFICATE ({primary}) signed "
+            "has expired: the old certificate is no longer needed.",
+            hint="Finish the rotation: delete the old certificate in Agora Console, then set "
+            "AGORA_APP_CERTIFICATE to the secondary's value, unset AGORA_APP_CERTIFICATE_SECONDARY and "
+            f"set AGORA_SIGNING_CERTIFICATE=primary ({ROTATION}).",
+            id="tokens.W045",
         )
     ]
 

@@ -43,7 +43,7 @@ disable_created_metrics()
 # Our own registry: /metrics exports exactly these, in both modes.
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-# Sub-millisecond (the fast path's token request) to seconds (an outage's timeouts).
+# Sub-millisecond (a warm token request) to seconds (an outage's timeouts).
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 TOKENS_ISSUED = Counter(

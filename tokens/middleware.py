@@ -73,9 +73,9 @@ class RequestGuardMiddleware:
 
 
 class RequestMetricsMiddleware:
-    """Time every request, the fast path's included, and count error responses by code, when
-    METRICS_ENABLED (tokens.metrics). First in MIDDLEWARE, so the whole stack is timed; with
-    metrics off it costs one settings read."""
+    """Time every request, the mounted token endpoints' included, and count error responses by
+    code, when METRICS_ENABLED (tokens.metrics). First in MIDDLEWARE, so the whole stack is
+    timed; with metrics off it costs one settings read."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -1,6 +1,7 @@
 import hashlib
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -9,6 +10,8 @@ from tokens import agora, choices, ncs, validators
 from tokens.choices import (
     LASTING_KINDS,
     MAIN_SLOT,
+    RIGHTS_CHOICES,
+    RIGHTS_TEXTS,
     BanPrivilege,
     ModerationKind,
     ModerationSource,
@@ -23,6 +26,10 @@ class AgoraIdentity(models.Model):
 
     When the user is deleted the rows stay (user becomes NULL) so the uids stay reserved and
     the audit trail keeps meaning one person per uid.
+
+    A channel's reserved uid (its recorder's, slot `recorder`) is a row without a user that
+    names its `channel`: drawn the same way from the same unique column, so it can never be a
+    user's uid, nor a user's uid ever be it.
     """
 
     user = models.ForeignKey(
@@ -33,6 +40,13 @@ class AgoraIdentity(models.Model):
     )
     slot = models.CharField(max_length=32, default=MAIN_SLOT, editable=False)
     uid = models.PositiveBigIntegerField("Agora uid", unique=True, editable=False)
+    channel = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="For a channel's reserved uid (its recorder's): the channel; empty for a user's uid.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -45,8 +59,22 @@ class AgoraIdentity(models.Model):
                 name="agora_identity_uid_range",
             ),
             models.UniqueConstraint(fields=["user", "slot"], name="agora_identity_one_uid_per_slot"),
+            # A reserved uid belongs to a channel, never to a user.
+            models.CheckConstraint(
+                condition=Q(channel="") | Q(user__isnull=True), name="agora_identity_reserved_has_no_user"
+            ),
+            # One recorder uid per channel, however many requests race for it.
+            models.UniqueConstraint(
+                fields=["channel", "slot"],
+                condition=~Q(channel=""),
+                name="agora_identity_one_reserved_uid_per_channel",
+            ),
         ]
-        permissions = [("publish", "Can request publisher RTC tokens")]
+        permissions = [
+            ("publish", "Can request publisher RTC tokens"),
+            ("record", "Can request recorder tokens (a channel's reserved recorder uid)"),
+            ("chat_app", "Can request Agora Chat app tokens (the app server's credential; staff only)"),
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -115,17 +143,40 @@ class IssuedToken(AppendOnlyModel):
         db_index=False,  # the (user, newest first) index below serves it
     )
     username = models.CharField(max_length=150)
-    service = models.CharField(max_length=7, choices=Service.choices)
+    service = models.CharField(max_length=16, choices=Service.choices)
     version = models.CharField(max_length=3, choices=Version.choices)
     channel = models.CharField(max_length=64, blank=True)
     uid = models.PositiveBigIntegerField("Agora uid")
     slot = models.CharField(max_length=32, default=MAIN_SLOT)
-    rtm_user_id = models.CharField("RTM user id", max_length=64, blank=True)
+    # RTM's user id, and Agora Chat's (both str(uid)); empty for RTC and Chat app tokens.
+    rtm_user_id = models.CharField("RTM / Chat user id", max_length=64, blank=True)
     role = models.CharField(max_length=10, choices=Role.choices, blank=True)
+    # NULL, not "": rows written before rights were recorded (their role says what they got).
+    # Nullable without a default, so adding it rewrites no row of a large audit table.
+    publish_rights = models.CharField(  # noqa: DJ001
+        max_length=16,
+        choices=RIGHTS_CHOICES,
+        null=True,
+        blank=True,
+        help_text="What the token lets its uid publish (RTC privileges 2, 3, 4): none is join only.",
+    )
+    publish_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When its publish privileges end (at the latest with the token); empty: none granted.",
+    )
     source = models.CharField(max_length=6, choices=Source.choices)
     client_ip = models.GenericIPAddressField("client IP", null=True, blank=True)
     user_agent = models.CharField(max_length=256, blank=True)
     token_sha256 = models.CharField("token SHA-256", max_length=64)
+    certificate = models.CharField(
+        "signing certificate",
+        max_length=15,
+        blank=True,
+        db_default="",  # rows written before rotation, and raw INSERTs that name no certificate
+        help_text="Fingerprint (sha256: and 8 hex digits) of the App Certificate that signed it, never "
+        "the certificate; empty for tokens issued before fingerprints were recorded.",
+    )
     issued_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -191,7 +242,7 @@ class IssuedToken(AppendOnlyModel):
 class Counter(models.Model):
     """A windowed counter, updated with one atomic upsert: login attempts of one account or
     client IP (`account:<sha256>`, `ip:<address>`), and on PostgreSQL the token budget of one
-    user (`budget:<scope>:<user id>`, counted in the join path's one statement).
+    user (`budget:<scope>:<window seconds>:<user id>`, counted in the join path's one statement).
 
     Kept in the database, which every process and host shares in every deployment (the
     embedded one included), so concurrent requests cannot slip past a limit. Rows past
@@ -211,7 +262,8 @@ class Counter(models.Model):
 
 class ChannelRule(models.Model):
     """Which channels logged-in users may join, with `AGORA_CHANNEL_POLICY=rules`: a pattern,
-    the groups it admits (none: every logged-in user) and the highest role it grants."""
+    the groups it admits (none: every logged-in user), what it lets them publish, and when
+    (a meeting window: from `starts_at`, less an early-join margin, until `ends_at`)."""
 
     pattern = models.CharField(
         max_length=80,
@@ -230,24 +282,57 @@ class ChannelRule(models.Model):
         related_name="moderated_channel_rules",
         help_text="Groups whose members may kick, ban and mute in the channels this rule matches.",
     )
-    max_role = models.CharField(
-        "highest role",
-        max_length=10,
-        choices=IssuedToken.Role.choices,
-        default=IssuedToken.Role.SUBSCRIBER,
-        help_text="Publisher also admits subscribers.",
+    publish_rights = models.CharField(
+        "may publish",
+        max_length=16,
+        choices=RIGHTS_CHOICES,
+        blank=True,
+        default="",
+        help_text=(
+            "What the admitted may publish: a token asking for more is refused. Every rule admits "
+            "subscribers (join only)."
+        ),
+    )
+    starts_at = models.DateTimeField(
+        null=True, blank=True, help_text="Before this (less the early-join margin) the channel is refused."
+    )
+    ends_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Tokens end here whatever they ask (Agora then removes the user); after it, refused.",
+    )
+    early_join_seconds = models.PositiveIntegerField(
+        "early join (seconds)",
+        default=0,
+        validators=[MaxValueValidator(agora.MAX_LIFETIME)],
+        help_text="How long before the start tokens are given.",
     )
     note = models.CharField(max_length=200, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["pattern"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(publish_rights__in=RIGHTS_TEXTS), name="channel_rule_publish_rights"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(starts_at__isnull=True) | Q(ends_at__isnull=True) | Q(ends_at__gt=models.F("starts_at"))
+                ),
+                name="channel_rule_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(early_join_seconds__lte=agora.MAX_LIFETIME), name="channel_rule_early_join_range"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.pattern
 
     def clean(self) -> None:
         validators.validate_channel_pattern(self.pattern)
+        validators.validate_window(self.starts_at, self.ends_at, self.early_join_seconds)
 
 
 class ChannelEvent(AppendOnlyModel):

@@ -41,12 +41,13 @@ def _url_passwords(value: object) -> list[str]:
 
 
 def configured_secrets() -> list[str]:
-    """Every secret this deployment holds: Agora's certificate, the NCS secret, the REST API's
-    customer secret and the Basic credential made of it, Django's key, database passwords, the
-    demo password, and the password inside any URL in any setting."""
+    """Every secret this deployment holds: Agora's certificates (primary and secondary), the NCS
+    secret, the REST API's customer secret and the Basic credential made of it, Django's key,
+    database passwords, the demo password, and the password inside any URL in any setting."""
     customer_secret = getattr(settings, "AGORA_CUSTOMER_SECRET", "")
     candidates = [
         getattr(settings, "AGORA_APP_CERTIFICATE", ""),
+        getattr(settings, "AGORA_APP_CERTIFICATE_SECONDARY", ""),
         getattr(settings, "AGORA_NCS_SECRET", ""),
         customer_secret,
         settings.SECRET_KEY,

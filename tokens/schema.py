@@ -1,6 +1,6 @@
 """The OpenAPI schema states every rule the server enforces: unknown fields refused
 (additionalProperties: false), lengths, ranges and patterns from tokens.validators, and the
-rules a serializer states across its fields (`schema_extra`)."""
+combinations of fields refused together."""
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 
@@ -12,8 +12,9 @@ class AutoSchema(SpectacularAutoSchema):
         schema = super()._map_basic_serializer(serializer, direction)
         if direction == "request" and getattr(serializer, "rejects_unknown_fields", False):
             schema["additionalProperties"] = False
-        if direction == "request" and getattr(serializer, "schema_extra", None):
-            schema.update(serializer.schema_extra)  # rules across fields (one of two, one given)
+        refused = getattr(serializer, "refused_combinations", ()) if direction == "request" else ()
+        if refused:
+            schema["allOf"] = [{"not": combination} for combination in refused]
         return schema
 
     def _insert_field_validators(self, field, schema):

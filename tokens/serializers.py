@@ -94,6 +94,9 @@ class StrictSerializer(serializers.Serializer):
     field errors."""
 
     rejects_unknown_fields = True  # the schema says additionalProperties: false
+    # Combinations of fields refused together (JSON Schema, from tokens.validators): the
+    # schema says each is refused (allOf: not).
+    refused_combinations: tuple[dict, ...] = ()
 
     def to_internal_value(self, data):
         unknown = _unknown_fields(data, self.fields)
@@ -168,14 +171,10 @@ def _uid_field(help_text: str) -> StrictIntegerField:
     )
 
 
-# Exactly one of username and uid (both match oneOf twice, neither not at all).
-_ONE_TARGET = {"oneOf": [{"required": ["username"]}, {"required": ["uid"]}]}
-
-
 class _ModerationTarget(StrictSerializer):
     """Whom an action is about: a username or one of the user's uids (exactly one)."""
 
-    schema_extra = _ONE_TARGET
+    refused_combinations = tuple(validators.MODERATION_TARGET_REFUSALS)
 
     username = StrictCharField(required=False, max_length=150, help_text="The user to moderate.")
     uid = _uid_field("Or one of the user's uids (any slot): the action covers all of them.")
@@ -189,21 +188,7 @@ class _ModerationTarget(StrictSerializer):
 
 
 class ModerationInput(_ModerationTarget):
-    # A kick takes no minutes; a ban or mute needs them.
-    schema_extra = {
-        "allOf": [
-            _ONE_TARGET,
-            {
-                "oneOf": [
-                    {"properties": {"action": {"enum": ["kick"]}}, "not": {"required": ["minutes"]}},
-                    {
-                        "properties": {"action": {"enum": ["ban", "mute_audio", "mute_video"]}},
-                        "required": ["minutes"],
-                    },
-                ]
-            },
-        ]
-    }
+    refused_combinations = (*validators.MODERATION_TARGET_REFUSALS, *validators.MODERATION_DURATION_REFUSALS)
     action = StrictChoiceField(
         choices=["kick", "ban", "mute_audio", "mute_video"],
         help_text="kick: out once (they may rejoin with a new token); ban: kept out; mute_audio, "

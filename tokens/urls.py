@@ -11,6 +11,9 @@ urlpatterns = [
     path("api/v1/tokens/rtc/", token_views.RtcTokenView.as_view(), name="rtc-token"),
     path("api/v1/tokens/rtm/", token_views.RtmTokenView.as_view(), name="rtm-token"),
     path("api/v1/tokens/rtc-rtm/", token_views.RtcRtmTokenView.as_view(), name="rtc-rtm-token"),
+    path("api/v1/tokens/chat/", token_views.ChatTokenView.as_view(), name="chat-token"),
+    path("api/v1/tokens/chat/app/", token_views.ChatAppTokenView.as_view(), name="chat-app-token"),
+    path("api/v1/tokens/recorder/", token_views.RecorderTokenView.as_view(), name="recorder-token"),
     # The tutorial's contract, kept for its clients (login now required).
     path("rtctoken", token_views.CompatRtcTokenView.as_view(), name="compat-rtc-token"),
     path("rtmtoken", token_views.CompatRtmTokenView.as_view(), name="compat-rtm-token"),

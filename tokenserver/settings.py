@@ -62,6 +62,9 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "tokens.middleware.RequestGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Token endpoints, for requests with an API key: their own view, ahead of the layers below
+    # (which only the admin and session logins use) and of URL resolution (tokens/joinpath/mount.py).
+    "tokens.joinpath.mount.JoinPathMiddleware",
     "tokens.middleware.StaticFilesMiddleware",  # WhiteNoise, quiet without collectstatic
     "tokens.middleware.LazySessionMiddleware",  # sessions, read when used (the admin, session logins)
     "django.middleware.common.CommonMiddleware",
@@ -236,6 +239,10 @@ SPECTACULAR_SETTINGS = {
 
 AGORA_APP_ID = env.str("AGORA_APP_ID", default="")
 AGORA_APP_CERTIFICATE = env.str("AGORA_APP_CERTIFICATE", default="")
+# Rotation (README, "Rotating the App Certificate"): the secondary certificate from Agora
+# Console, and which of the two signs new tokens (primary | secondary); both verify.
+AGORA_APP_CERTIFICATE_SECONDARY = env.str("AGORA_APP_CERTIFICATE_SECONDARY", default="")
+AGORA_SIGNING_CERTIFICATE = env.str("AGORA_SIGNING_CERTIFICATE", default="primary")
 AGORA_TOKEN_VERSION = env.str("AGORA_TOKEN_VERSION", default="007")
 AGORA_COMPAT_TOKEN_VERSION = env.str("AGORA_COMPAT_TOKEN_VERSION", default="006")
 AGORA_TOKEN_TTL = env.int("AGORA_TOKEN_TTL", default=3600)

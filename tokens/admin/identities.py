@@ -9,7 +9,7 @@ from tokens.models import AgoraIdentity
 
 
 class AgoraIdentityAdmin(ReadOnlyAdmin):
-    list_display = ("uid", "user", "slot", "created_at")
+    list_display = ("uid", "user", "slot", "channel", "created_at")
     list_select_related = ("user",)
     search_fields = ("uid", "user__username")
     search_help_text = "Exact uid or username."

@@ -5,6 +5,7 @@ import re
 from datetime import timedelta
 from functools import partial
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.views.main import SEARCH_VAR
 from django.contrib.auth import get_user_model
@@ -14,7 +15,7 @@ from django.http import HttpResponseRedirect
 from django.urls import path
 from django.utils import timezone
 
-from tokens import agora
+from tokens import agora, credentials
 from tokens.admin import views as admin_views
 from tokens.admin.base import CappedCountPaginator, ReadOnlyAdmin, checked_date_filters, uid_term
 from tokens.admin.channel_events import channel_events_after_issue
@@ -22,6 +23,7 @@ from tokens.admin.moderation import MODERATE, moderation_buttons
 from tokens.models import IssuedToken, token_sha256
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{8}")
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -68,6 +70,41 @@ class UserFilter(admin.SimpleListFilter):
         return queryset.filter(user_id=int(value))
 
 
+class CertificateFilter(admin.SimpleListFilter):
+    """The tokens one App Certificate signed, by the fingerprint each row keeps: the configured
+    primary and secondary, a past certificate named in the URL, or rows from before
+    fingerprints were recorded."""
+
+    title = "signing certificate"
+    parameter_name = "certificate"
+    NOT_RECORDED = "none"
+
+    def lookups(self, request, model_admin):
+        configured = {
+            credentials.fingerprint(value): label
+            for label, value in (
+                (credentials.PRIMARY, settings.AGORA_APP_CERTIFICATE),
+                (credentials.SECONDARY, settings.AGORA_APP_CERTIFICATE_SECONDARY),
+            )
+            if agora.is_hex32(value)
+        }
+        choices = [(fingerprint, f"{label} ({fingerprint})") for fingerprint, label in configured.items()]
+        value = self.value()
+        if value and value not in configured and _FINGERPRINT.fullmatch(value):
+            choices.append((value, f"{value} (no longer configured)"))
+        return [*choices, (self.NOT_RECORDED, "not recorded")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if value == self.NOT_RECORDED:
+            return queryset.filter(certificate="")
+        if not _FINGERPRINT.fullmatch(value):
+            raise BadRequest("certificate: must be a fingerprint (sha256: and 8 hex digits) or none.")
+        return queryset.filter(certificate=value)
+
+
 def _looks_like_a_token(term: str) -> bool:
     return term.startswith(agora.VERSIONS) and len(term) > 64 and term.isascii()
 
@@ -78,6 +115,7 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
         "username",
         "service",
         "role",
+        "publish_rights",
         "version",
         "channel",
         "uid",
@@ -87,7 +125,9 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
         "client_ip",
         "expires_at",
     )
-    list_filter = (StatusFilter, "service", "role", "version", "source", "issued_at", UserFilter)
+    list_filter = (
+        StatusFilter, "service", "role", "version", "source", CertificateFilter, "issued_at", UserFilter,
+    )  # fmt: skip
     date_hierarchy = "issued_at"
     # The search below does exact, indexed matches on these, so it stays fast on millions of
     # rows (icontains would scan the table).
@@ -107,9 +147,10 @@ class IssuedTokenAdmin(ReadOnlyAdmin):
         ("issued_at", "expires_at"),
         ("user", "username"),
         ("service", "version", "role", "source"),
+        ("publish_rights", "publish_expires_at"),
         ("channel", "uid", "slot", "rtm_user_id"),
         ("client_ip", "user_agent"),
-        "token_sha256",
+        ("token_sha256", "certificate"),
         "issued_by",
         ("revoked_at", "revoked_by"),
     )

@@ -10,27 +10,16 @@ from datetime import UTC, datetime
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.http import StreamingHttpResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.timesince import timesince, timeuntil
 
 from tokens import agora, clients, selectors, services, validators
-from tokens.exceptions import TokenServiceError
+from tokens.exceptions import TokenServiceError, service_error_response
 from tokens.models import MAIN_SLOT, IssuedToken
 
 Service, Role = IssuedToken.Service, IssuedToken.Role
-
-PRIVILEGE_NAMES = {
-    agora.SERVICE_RTC: {
-        agora.PRIVILEGE_JOIN_CHANNEL: "join channel",
-        agora.PRIVILEGE_PUBLISH_AUDIO: "publish audio",
-        agora.PRIVILEGE_PUBLISH_VIDEO: "publish video",
-        agora.PRIVILEGE_PUBLISH_DATA: "publish data",
-    },
-    agora.SERVICE_RTM: {agora.PRIVILEGE_RTM_LOGIN_007: "login", agora.PRIVILEGE_RTM_LOGIN_006: "login"},
-}
-SERVICE_NAMES = {agora.SERVICE_RTC: "RTC", agora.SERVICE_RTM: "RTM", 4: "FPA", 5: "Chat", 7: "APaaS"}
 
 
 def _context(model_admin, request, title: str, **extra) -> dict:
@@ -68,19 +57,89 @@ def _moment(unix: int) -> datetime:
     return datetime.fromtimestamp(unix, tz=UTC)
 
 
-def _privilege_rows(decoded: agora.DecodedToken, service: agora.DecodedService) -> list[dict]:
+def _relative(moment: datetime, now: datetime) -> str:
+    return f"{timeuntil(moment, now)} left" if moment > now else f"ended {timesince(moment, now)} ago"
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _privileges(service: dict, now: datetime) -> list[dict]:
+    """Each privilege of one service of agora.inspect's summary: its id, the engine's name, when
+    it ends (seconds after issue, the moment, and from now), or None for no expiry of its own."""
     rows = []
-    for privilege, value in sorted(service.privileges.items()):
-        if decoded.version == agora.VERSION_007:
-            # Seconds after issue; 0: no expiry of its own (the token's applies).
-            expires = _moment(decoded.issued_at + value) if value else None
-        else:
-            expires = _moment(value) if value else None
-        if service.type == agora.SERVICE_RTM and decoded.version == agora.VERSION_006:
-            expires = _moment(decoded.expires_at)  # Agora ignores the RTM 006 privilege's own expiry
-        name = PRIVILEGE_NAMES.get(service.type, {}).get(privilege, f"privilege {privilege}")
-        rows.append({"id": privilege, "name": name, "expires_at": expires})
+    for name, expiry in service.get("expiries", {}).items():
+        ends = None if expiry["expires_at"] is None else _moment(expiry["expires_at"])
+        rows.append(
+            {
+                "id": expiry["id"],
+                "name": name,
+                "label": _label(name),
+                "seconds": expiry["seconds"],
+                "expires_at": ends,
+                "relative": None if ends is None else _relative(ends, now),
+            }
+        )
     return rows
+
+
+def _permissions(service: dict) -> list[dict]:
+    """RTM2's per-resource permissions, one row per (resource, permission)."""
+    return [
+        {"permission": permission, "resource": resource, "label": f"{permission} {_label(resource)}",
+         "names": ", ".join(names)}
+        for resource, by_permission in service.get("permissions", {}).items()
+        for permission, names in by_permission.items()
+    ]  # fmt: skip
+
+
+def _services(summary: dict, record: IssuedToken | None, now: datetime) -> list[dict]:
+    """What the page shows of each service: the engine's type name and id, whom it names, its
+    privileges and their expiries, RTM2's permissions, an unknown type's raw bytes."""
+    shown = []
+    for service in summary["services"]:
+        fields = ("channel", "account", "user_id", "room_uuid", "user_uuid", "role", "raw", "note")
+        row = {"name": service["type"], "type_id": service["type_id"], **{f: service.get(f) for f in fields}}
+        row["services_after"] = service.get("services_after")
+        row["account_label"] = "uid" if service["type_id"] == agora.SERVICE_RTC else "account"
+        row["privileges"] = _privileges(service, now)
+        row["permissions"] = _permissions(service)
+        row["from_audit_row"] = False
+        shown.append(row)
+    if summary["version"] == agora.VERSION_006 and record is not None:
+        # 006 carries only CRCs of the channel and uid: the audit row names them.
+        (row,) = shown
+        if record.service == Service.RTM:
+            row["user_id"] = record.rtm_user_id
+        else:
+            row["channel"], row["account"] = record.channel, str(record.uid)
+        row["from_audit_row"] = True
+    return shown
+
+
+def _signature(summary: dict, record: IssuedToken | None) -> str:
+    """What the page says of the signature: which certificate made it, or why none did."""
+    valid, configured = summary["signature_valid"], summary["certificates"]
+    if valid is None:
+        return (
+            "unverifiable: a 006 token carries only CRCs of its channel and uid, and no audit row names them"
+        )
+    if valid:
+        label, fingerprint = summary["signed_with"], summary["signed_with_fingerprint"]
+        return f"valid: signed with the {label} certificate ({fingerprint})"
+    if not summary["app_id_matches"]:
+        return "invalid: issued for another App ID, so signed with another certificate"
+    if len(configured) == 1:
+        text = "invalid: not signed with this server's certificate, or altered since"
+    else:
+        labels = ", ".join(configured)
+        text = f"invalid: signed with none of this server's certificates ({labels}), or altered since"
+    if record is not None and record.certificate and record.certificate not in configured.values():
+        text += (
+            f"; its audit row says it was signed by {record.certificate}, which this server no longer holds"
+        )
+    return text
 
 
 def _report(token: str) -> dict:
@@ -92,54 +151,35 @@ def _report(token: str) -> dict:
             reason = exc.fields.get("token", [exc.message])[0]
             return {"problem": f"This is not a 006 or 007 Agora token: {reason}."}
         return {"problem": exc.message}
-    decoded = agora.decode(token)
     now = timezone.now()
-    expires_at = _moment(decoded.expires_at)
-    services_ = []
-    for service in decoded.services:
-        services_.append(
-            {
-                "name": SERVICE_NAMES.get(service.type, f"service {service.type}"),
-                "channel": service.channel,
-                "uid": service.account,
-                "user_id": service.user_id,
-                "privileges": _privilege_rows(decoded, service),
-            }
-        )
-    if decoded.version == agora.VERSION_006 and record is not None:
-        # 006 carries only CRCs of the channel and uid: the audit row names them.
-        if record.service == Service.RTM:
-            services_[0]["user_id"] = record.rtm_user_id
-        else:
-            services_[0]["channel"], services_[0]["uid"] = record.channel, str(record.uid)
-    app_id_matches = summary["app_id_matches"]
-
-    valid = summary["signature_valid"]
-    if valid is None:
-        signature = (
-            "unverifiable: a 006 token carries only CRCs of its channel and uid, and no audit row names them"
-        )
-    elif valid:
-        signature = "valid"
-    elif not app_id_matches:
-        signature = "invalid: issued for another App ID, so signed with another certificate"
-    else:
-        signature = "invalid: not signed with this server's certificate, or altered since"
+    expires_at = _moment(summary["expires_at"])
     return {
-        "version": decoded.version,
+        "version": summary["version"],
         "app_id": summary["app_id"],
-        "app_id_matches": app_id_matches,
-        "issued_at": _moment(decoded.issued_at),
+        "app_id_matches": summary["app_id_matches"],
+        "issued_at": _moment(summary["issued_at"]),
         "expires_at": expires_at,
         "expired": expires_at <= now,
         "time_left": timeuntil(expires_at, now) if expires_at > now else None,
         "expired_for": timesince(expires_at, now) if expires_at <= now else None,
-        "salt": decoded.salt,
-        "services": services_,
-        "signature_valid": valid,
-        "signature": signature,
+        "salt": summary["salt"],
+        "services": _services(summary, record, now),
+        "signature_valid": summary["signature_valid"],
+        "signed_with": summary["signed_with"],
+        "fingerprint": summary["signed_with_fingerprint"],
+        "certificates": summary["certificates"],
+        "signing_certificate": summary["signing_certificate"],
+        "signature": _signature(summary, record),
         "record": record,
     }
+
+
+def _inspected_json(token: str) -> JsonResponse:
+    """The inspector's answer as `manage.py inspect_token` prints it, or the error shape."""
+    try:
+        return JsonResponse(selectors.inspect_token(token=token), json_dumps_params={"indent": 2})
+    except TokenServiceError as exc:
+        return service_error_response(exc)
 
 
 def inspect_view(model_admin, request):
@@ -147,7 +187,10 @@ def inspect_view(model_admin, request):
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     form = InspectForm(request.POST or None)
-    report = _report(form.cleaned_data["token"]) if request.method == "POST" and form.is_valid() else None
+    valid = request.method == "POST" and form.is_valid()
+    if valid and request.POST.get("format") == "json":
+        return _private(_inspected_json(form.cleaned_data["token"]))
+    report = _report(form.cleaned_data["token"]) if valid else None
     context = _context(model_admin, request, "Inspect a token", form=form, report=report)
     return _private(TemplateResponse(request, "admin/tokens/issuedtoken/inspect.html", context))
 
@@ -218,6 +261,7 @@ def issue_view(model_admin, request):
 EXPORT_COLUMNS = (
     "id", "issued_at", "expires_at", "username", "user_id", "service", "version", "channel", "uid", "slot",
     "rtm_user_id", "role", "source", "client_ip", "user_agent", "token_sha256", "issued_by_id",
+    "publish_rights", "publish_expires_at", "certificate",
 )  # fmt: skip
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -109,10 +109,9 @@ def increment(key: str, ttl: int) -> int:
         raise CacheUnavailableError(type(exc).__name__) from exc
 
 
-def _window_key(scope: str, ident: str, now: float) -> tuple[str, int, int]:
-    window = rate_for(scope)[1]
+def _window_key(scope: str, ident: str, now: float, window: int) -> tuple[str, int]:
     window_index = int(now // window)
-    return f"throttle:{scope}:{ident}:{window_index}", window_index, window
+    return f"throttle:{scope}:{ident}:{window_index}", window_index
 
 
 def hit(scope: str, ident: str, *, now: float | None = None) -> int | None:
@@ -120,7 +119,7 @@ def hit(scope: str, ident: str, *, now: float | None = None) -> int | None:
     seconds until the window ends. Raises CacheUnavailableError when the cache cannot count."""
     limit, window = rate_for(scope)
     now = time.time() if now is None else now
-    key, window_index, window = _window_key(scope, ident, now)
+    key, window_index = _window_key(scope, ident, now, window)
     count = increment(key, window + 1)
     if count <= limit:
         return None
@@ -130,7 +129,7 @@ def hit(scope: str, ident: str, *, now: float | None = None) -> int | None:
 def give_back(scope: str, ident: str, *, at: float) -> None:
     """Take back the request counted at `at` (a revoked key found out later must not have spent
     its former owner's budget); nothing if the cache cannot."""
-    key, _, _ = _window_key(scope, ident, at)
+    key, _ = _window_key(scope, ident, at, rate_for(scope)[1])
     with suppress(Exception):  # gone, expired, or the cache is down: nothing to give back
         caches["default"].decr(key)
 
@@ -184,7 +183,8 @@ class ScopedThrottle(BaseThrottle):
 def window_for(scope: str, user) -> statements.Window:
     """The database counter of `user`'s budget in `scope` (PostgreSQL)."""
     limit, seconds = rate_for(scope)
-    return statements.Window(key=f"budget:{scope}:{user.pk}", limit=limit, seconds=seconds)
+    # The window length in the key: a new period starts a new count, as the cache's keys do.
+    return statements.Window(key=f"budget:{scope}:{seconds}:{user.pk}", limit=limit, seconds=seconds)
 
 
 class TokenBudget(ScopedThrottle):

@@ -13,7 +13,7 @@ from functools import cache
 from rest_framework import serializers
 
 from tokens import agora, validators
-from tokens.choices import MAIN_SLOT, Role
+from tokens.choices import MAIN_SLOT, USER_ROLES, Role
 from tokens.serializers import (
     StrictBooleanField,
     StrictCharField,
@@ -69,13 +69,33 @@ def _channel_field() -> StrictCharField:
 
 
 def _role_field() -> StrictChoiceField:
-    return StrictChoiceField(choices=Role.choices, default=Role.SUBSCRIBER, required=False)
+    return StrictChoiceField(
+        choices=[(role, Role(role).label) for role in USER_ROLES],
+        required=False,
+        help_text="What the token may publish: publisher (audio, video and data), audio, video or data "
+        "alone (007 only), subscriber (nothing: join only). Default subscriber; for the screen slot "
+        "on 007, video where the policies let you publish video (subscriber otherwise).",
+    )
+
+
+def _publish_expires_in_field() -> StrictIntegerField:
+    return StrictIntegerField(
+        required=False,
+        validators=[validators.validate_lifetime],
+        schema_extra=validators.lifetime_schema,
+        help_text="Seconds until publishing ends (then the uid only listens); default, and at the latest: "
+        "with the token. Needs a role named that publishes (publisher, audio, video, data); 007 only. "
+        "A renewal starts a new window.",
+    )
 
 
 class RtcTokenInput(StrictSerializer):
+    refused_combinations = (*validators.PUBLISH_LIFETIME_REFUSALS, *validators.VERSION_006_REFUSALS)
+
     channel = _channel_field()
     role = _role_field()
     expires_in = _expires_in_field()
+    publish_expires_in = _publish_expires_in_field()
     version = _version_field("006 or 007; default AGORA_TOKEN_VERSION.")
     slot = _slot_field()
 
@@ -89,9 +109,12 @@ class RtmTokenInput(StrictSerializer):
 class RtcRtmTokenInput(StrictSerializer):
     """One token for RTC and RTM: 007 only."""
 
+    refused_combinations = tuple(validators.PUBLISH_LIFETIME_REFUSALS)
+
     channel = _channel_field()
     role = _role_field()
     expires_in = _expires_in_field()
+    publish_expires_in = _publish_expires_in_field()
     version = StrictChoiceField(
         choices=[agora.VERSION_007],
         required=False,
@@ -101,6 +124,40 @@ class RtcRtmTokenInput(StrictSerializer):
         help_text="007, the default and only choice: a 006 token carries one service.",
     )
     slot = _slot_field()
+
+
+def _chat_version_field() -> StrictChoiceField:
+    return StrictChoiceField(
+        choices=[agora.VERSION_007],
+        required=False,
+        error_messages={"invalid_choice": "Agora Chat tokens are 007 only; 006 has no Chat service."},
+        help_text="007, the default and only choice: 006 has no Chat service.",
+    )
+
+
+class ChatTokenInput(StrictSerializer):
+    """An Agora Chat user token for your own Chat user id (str of your slot's uid): 007 only."""
+
+    expires_in = _expires_in_field()
+    version = _chat_version_field()
+    slot = _slot_field()
+
+
+class ChatAppTokenInput(StrictSerializer):
+    """Agora Chat's app token, the app server's credential for Chat's REST API: 007 only."""
+
+    expires_in = _expires_in_field()
+    version = _chat_version_field()
+
+
+class RecorderTokenInput(StrictSerializer):
+    """A join-only 007 token for the channel's reserved recorder uid (Cloud Recording's)."""
+
+    channel = _channel_field()
+    expires_in = _expires_in_field()
+
+    def validate(self, attrs):
+        return {**attrs, "role": Role.RECORDER}
 
 
 class CompatRtcInput(StrictSerializer):

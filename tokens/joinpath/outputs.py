@@ -26,12 +26,26 @@ _FIELDS: dict[str, tuple[Callable[[IssuedAgoraToken], object], Callable[[], seri
     "channel": (lambda issued: issued.channel, serializers.CharField),
     "uid": (lambda issued: issued.uid, serializers.IntegerField),
     "rtm_user_id": (lambda issued: issued.rtm_user_id, serializers.CharField),
-    "user_id": (lambda issued: issued.rtm_user_id, serializers.CharField),  # RTM's name for it
+    "user_id": (lambda issued: issued.rtm_user_id, serializers.CharField),  # RTM's and Chat's name for it
     "role": (lambda issued: issued.role, serializers.CharField),
     "version": (lambda issued: issued.version, serializers.CharField),
     "issued_at": (lambda issued: _iso(issued.issued_at), serializers.DateTimeField),
-    "expires_at": (lambda issued: _iso(issued.expires_at), serializers.DateTimeField),
+    "expires_at": (
+        lambda issued: _iso(issued.expires_at),
+        lambda: serializers.DateTimeField(
+            help_text="When the token ends; for RTC, at a meeting window's end at the latest, whatever "
+            "expires_in asked."
+        ),
+    ),
     "expires_in": (lambda issued: issued.expires_in, serializers.IntegerField),
+    "publish_expires_at": (
+        lambda issued: None if issued.publish_expires_at is None else _iso(issued.publish_expires_at),
+        lambda: serializers.DateTimeField(
+            allow_null=True,
+            help_text="When publishing ends (expires_at, or earlier with publish_expires_in or a meeting "
+            "window's publish rule); null for a token that publishes nothing.",
+        ),
+    ),
 }
 
 
@@ -53,8 +67,14 @@ class Output:
 
 
 _TIMES = ("version", "issued_at", "expires_at", "expires_in")
-RTC = Output("RtcTokenOutput", ("token", "app_id", "channel", "uid", "role", *_TIMES))
-RTC_RTM = Output("RtcRtmTokenOutput", ("token", "app_id", "channel", "uid", "rtm_user_id", "role", *_TIMES))
+RTC = Output("RtcTokenOutput", ("token", "app_id", "channel", "uid", "role", *_TIMES, "publish_expires_at"))
+RTC_RTM = Output(
+    "RtcRtmTokenOutput",
+    ("token", "app_id", "channel", "uid", "rtm_user_id", "role", *_TIMES, "publish_expires_at"),
+)
+RECORDER = Output("RecorderTokenOutput", ("token", "app_id", "channel", "uid", "role", *_TIMES))
 RTM = Output("RtmTokenOutput", ("token", "app_id", "user_id", *_TIMES))
+CHAT = Output("ChatTokenOutput", ("token", "app_id", "user_id", "issued_at", "expires_at", "expires_in"))
+CHAT_APP = Output("ChatAppTokenOutput", ("token", "app_id", "issued_at", "expires_at", "expires_in"))
 COMPAT_RTC = Output("CompatRtcOutput", ("uid", "token"))
 COMPAT_RTM = Output("CompatRtmOutput", ("token",))

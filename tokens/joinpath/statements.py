@@ -22,7 +22,8 @@ from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from knox.models import AuthToken
 
-from tokens.choices import BanPrivilege, Role
+from tokens import agora
+from tokens.choices import BanPrivilege, rights_of
 from tokens.models import AgoraIdentity, ChannelBan, Counter, IssuedToken
 
 
@@ -198,12 +199,14 @@ def _caller_source(by_key: bool) -> tuple[str, tuple[str, str, str]]:
 def _ban_probe(user_id: str) -> str:
     """EXISTS an active ban of `user_id` (an SQL expression) that refuses this token: one probe
     of ChannelBan's (user, channel, ends_at) index. Parameters: channel, now, the join
-    privilege, whether the token publishes (then a mute refuses it too)."""
+    privilege, then each publish privilege a mute takes with whether the token carries it (a
+    mute refuses only a token that would publish what it mutes)."""
     column = partial(_column, ChannelBan)
     return (
         f"EXISTS (SELECT 1 FROM {_table(ChannelBan)} b WHERE b.{column('user')} = {user_id} "  # noqa: S608
         f"AND b.{column('channel')} = %s AND b.{column('ends_at')} > %s "
-        f"AND (b.{column('privilege')} = %s OR %s))"
+        f"AND (b.{column('privilege')} = %s OR (b.{column('privilege')} = %s AND %s) "
+        f"OR (b.{column('privilege')} = %s AND %s)))"
     )
 
 
@@ -297,8 +300,12 @@ def _window_params(conn, window: Window, *, now: datetime, now_db) -> list:
 
 
 def _ban_params(values: dict, now_db) -> list:
-    publisher = values["role"] == Role.PUBLISHER
-    return [values["channel"], now_db, BanPrivilege.JOIN_CHANNEL.value, publisher]
+    rights = rights_of(values["publish_rights"])
+    return [
+        values["channel"], now_db, BanPrivilege.JOIN_CHANNEL.value,
+        BanPrivilege.PUBLISH_AUDIO.value, agora.PUBLISH_AUDIO in rights,
+        BanPrivilege.PUBLISH_VIDEO.value, agora.PUBLISH_VIDEO in rights,
+    ]  # fmt: skip
 
 
 def _adapter(field: models.Field) -> str | None:

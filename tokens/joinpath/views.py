@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from contextlib import suppress
 from functools import cache, lru_cache
+from inspect import cleandoc
 
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -40,7 +41,7 @@ from tokens import clients, services
 from tokens.choices import MAIN_SLOT, Service, Source
 from tokens.exceptions import DATABASE_OUTAGES
 from tokens.joinpath import inputs, outputs
-from tokens.joinpath.authentication import ApiCaller, JoinAuthentication, remember_uid
+from tokens.joinpath.authentication import ApiCaller, ApiTokenAuthentication, JoinAuthentication, remember_uid
 from tokens.joinpath.budget import TokenBudget, settle
 from tokens.parsers import StrictJSONParser
 from tokens.services.issuance import Guard
@@ -126,6 +127,7 @@ class TokenView(ApiView):
     input_class: type
     output: outputs.Output
     source = Source.API
+    caller_slots = True  # the token is for one of the caller's own uids (the recorder's is the channel's)
     success_status = status.HTTP_201_CREATED
     budget_window = None  # set by TokenBudget when the audit row's statement counts the budget
     budget_charged = None  # set by TokenBudget when it counted the budget in the cache
@@ -173,6 +175,7 @@ class TokenView(ApiView):
         self.budget(user, auth)
         attrs = inputs.validate(self.input_class, self.parse(request))
         caller = auth if isinstance(auth, ApiCaller) else None
+        uids = caller.uids if caller is not None and self.caller_slots else None
         slot = attrs.get("slot", MAIN_SLOT)
         window, self.budget_window = self.budget_window, None  # counted below, whatever the outcome
         issued = services.issue_token(
@@ -182,10 +185,10 @@ class TokenView(ApiView):
             source=self.source,
             client_ip=clients.client_ip(request),
             user_agent=clients.user_agent(request),
-            uid=caller.uids.get(slot) if caller is not None else None,
+            uid=uids.get(slot) if uids is not None else None,
             guard=Guard(digest=caller.digest if caller is not None else None, window=window),
         )
-        if caller is not None and slot not in caller.uids:
+        if uids is not None and slot not in uids:
             remember_uid(caller, slot, issued.uid)
         body = renderer.render(self.output.body(issued), media_type, {})
         return HttpResponse(body, status=self.success_status, content_type=renderer.media_type)
@@ -245,14 +248,37 @@ _NEGOTIATOR = HeaderNegotiation()
 
 
 def _documented(view: type) -> type:
-    """Tell the OpenAPI schema what a TokenView takes and answers."""
+    """Tell the OpenAPI schema what a TokenView takes and answers (and, where the view says,
+    what it is for, from its `description` or its own docstring, and the codes of its 403s)."""
     responses = {view.success_status: view.output.serializer, **ERRORS}
-    return extend_schema_view(post=extend_schema(request=view.input_class, responses=responses))(view)
+    refusals = getattr(view, "refusals", ())
+    if refusals:
+        codes = ", ".join(f"`{code}`" for code in refusals)
+        responses[403] = OpenApiResponse(ERRORS[403], description=f"Refused: {codes} (error.code).")
+    description = getattr(view, "description", None)
+    if description is None and view.__dict__.get("__doc__"):
+        description = cleandoc(view.__doc__)
+    documented = extend_schema(request=view.input_class, responses=responses, description=description)
+    return extend_schema_view(post=documented)(view)
+
+
+_RTC_REFUSALS = ("publisher_not_allowed", "channel_not_allowed", "not_started", "ended", "too_many_slots")
+_RTC_DESCRIPTION = (
+    "An RTC token for your own uid in `slot`. `role` says what it may publish: `publisher` "
+    "(audio, video and data), `audio`, `video` or `data` alone (007 only), `subscriber` (join "
+    "only; the default, except the `screen` slot on 007: `video` where you may publish video). "
+    "`publish_expires_in` ends publishing earlier than the token (then the uid listens). A channel "
+    "rule's meeting window refuses the channel before its start (403 `not_started`, with "
+    "`starts_at`) and after its end (403 `ended`), and ends the token at its end whatever "
+    "`expires_in` asks: `expires_at` says when. Agora enforces publish rights only when co-host "
+    "authentication is enabled in Agora Console."
+)
 
 
 @_documented
 class RtcTokenView(TokenView):
     service, input_class, output = Service.RTC, inputs.RtcTokenInput, outputs.RTC
+    description, refusals = _RTC_DESCRIPTION, _RTC_REFUSALS
 
 
 @_documented
@@ -260,11 +286,50 @@ class RtcRtmTokenView(TokenView):
     """One 007 token for RTC (channel, uid, role) and RTM (str(uid)) together."""
 
     service, input_class, output = Service.RTC_RTM, inputs.RtcRtmTokenInput, outputs.RTC_RTM
+    description = _RTC_DESCRIPTION + " The RTM login (user id str(uid)) ends with the token."
+    refusals = _RTC_REFUSALS
+
+
+@_documented
+class RecorderTokenView(TokenView):
+    """A join-only 007 token for the channel's reserved recorder uid, the uid Agora Cloud
+    Recording's acquire call names: staff or the tokens.record permission."""
+
+    service, input_class, output = Service.RTC, inputs.RecorderTokenInput, outputs.RECORDER
+    caller_slots = False
+    description = (
+        "A join-only (subscriber) 007 token for the channel's reserved recorder uid: the uid and "
+        "token Agora Cloud Recording's `acquire` and `start` calls take. One uid per channel, kept "
+        "for ever, never any user's. Staff accounts, or accounts with the `tokens.record` "
+        "permission (a service account); the channel policy does not apply. Audited with role "
+        "`recorder` and slot `recorder` under the caller's name."
+    )
+    refusals = ("recorder_not_allowed",)
 
 
 @_documented
 class RtmTokenView(TokenView):
     service, input_class, output = Service.RTM, inputs.RtmTokenInput, outputs.RTM
+
+
+@_documented
+class ChatTokenView(TokenView):
+    """An Agora Chat user token (007) for your own Chat user id: str(uid) of the slot, as RTM's
+    (`user_id` in the answer). `version` "006" is a 400 naming version: 006 has no Chat service."""
+
+    service, input_class, output = Service.CHAT, inputs.ChatTokenInput, outputs.CHAT
+
+
+@_documented
+class ChatAppTokenView(TokenView):
+    """Agora Chat's app token (007), the app server's credential for Chat's REST API: for staff
+    with the tokens.chat_app permission only, else 403 `chat_app_not_allowed`. It names no Chat
+    user; its audit row names the caller's own uid. `version` "006" is a 400 naming version."""
+
+    service, input_class, output = Service.CHAT_APP, inputs.ChatAppTokenInput, outputs.CHAT_APP
+    # The key and its user read on every request: the rule reads the user's staff flag and
+    # permissions, which a key remembered by this process would not see change.
+    authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
 
 
 @_documented

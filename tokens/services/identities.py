@@ -1,4 +1,5 @@
-"""Agora identities: the uids a user is given, one per slot (main, screen, phone...), once each."""
+"""Agora identities: the uids a user is given, one per slot (main, screen, phone...), once each,
+and the uids reserved for a channel (its recorder's), drawn from the same unique column."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from tokens import agora, metrics, validators
+from tokens.choices import RECORDER_SLOT
 from tokens.exceptions import TokenServiceError
 from tokens.models import MAIN_SLOT, AgoraIdentity
 
@@ -42,36 +44,54 @@ def _check_room_for_a_slot(user: AbstractBaseUser) -> None:
         )
 
 
-def get_or_create_identity(*, user: AbstractBaseUser, slot: str = MAIN_SLOT) -> AgoraIdentity:
-    """The user's uid for `slot`, created on first need: random from `secrets`, retried on a
-    unique clash, so concurrent processes and hosts can never hand out the same uid. A slot
-    other than main must fit within AGORA_MAX_SLOTS (403 `too_many_slots`)."""
-    try:
-        validators.validate_slot(slot)
-    except ValidationError as exc:
-        raise TokenServiceError.from_validation_error("slot", exc) from None
-    existing = AgoraIdentity.objects.filter(user=user, slot=slot).first()
+def _drawn(owner: dict, *, room_of: AbstractBaseUser | None = None) -> tuple[AgoraIdentity, bool]:
+    """The identity of `owner` (its user or channel, and slot), drawn on first need: random from
+    `secrets`, retried on a unique clash, so concurrent processes and hosts can never hand out
+    the same uid. `room_of`: the user whose AGORA_MAX_SLOTS a new slot must fit within. True
+    when this call drew it."""
+    existing = AgoraIdentity.objects.filter(**owner).first()
     if existing is not None:
-        return existing
+        return existing, False
     for _ in range(UID_ALLOCATION_ATTEMPTS):
         try:
             with transaction.atomic():
-                if slot != MAIN_SLOT:
-                    _check_room_for_a_slot(user)
-                identity = AgoraIdentity.objects.create(user=user, slot=slot, uid=draw_uid())
-            metrics.count_uid(main=slot == MAIN_SLOT)
-            logger.info("agora uid allocated user=%s slot=%s uid=%s", user.get_username(), slot, identity.uid)
-            return identity
+                if room_of is not None:
+                    _check_room_for_a_slot(room_of)
+                return AgoraIdentity.objects.create(**owner, uid=draw_uid()), True
         except IntegrityError:
             # Either the uid is taken (draw again) or a concurrent request just gave this
-            # user this slot (use it).
-            existing = AgoraIdentity.objects.filter(user=user, slot=slot).first()
+            # owner this slot (use it).
+            existing = AgoraIdentity.objects.filter(**owner).first()
             if existing is not None:
-                return existing
+                return existing, False
     logger.error("could not allocate an Agora uid after %d attempts", UID_ALLOCATION_ATTEMPTS)
     raise TokenServiceError(
         "uid_allocation_failed", "Could not allocate an Agora uid; try again.", status=503
     )
+
+
+def get_or_create_identity(*, user: AbstractBaseUser, slot: str = MAIN_SLOT) -> AgoraIdentity:
+    """The user's uid for `slot`, created on first need (see _drawn). A slot other than main
+    must fit within AGORA_MAX_SLOTS (403 `too_many_slots`)."""
+    try:
+        validators.validate_slot(slot)
+    except ValidationError as exc:
+        raise TokenServiceError.from_validation_error("slot", exc) from None
+    identity, drawn = _drawn({"user": user, "slot": slot}, room_of=user if slot != MAIN_SLOT else None)
+    if drawn:
+        metrics.count_uid(main=slot == MAIN_SLOT)
+        logger.info("agora uid allocated user=%s slot=%s uid=%s", user.get_username(), slot, identity.uid)
+    return identity
+
+
+def reserved_identity(*, channel: str, slot: str = RECORDER_SLOT) -> AgoraIdentity:
+    """The uid reserved in `channel` for `slot` (its recorder's), created on first need: an
+    identity without a user, drawn like a user's from the same unique column, so it is never a
+    user's uid; one per channel and slot (a unique constraint), whoever asks first."""
+    identity, drawn = _drawn({"user": None, "channel": channel, "slot": slot})
+    if drawn:
+        logger.info("agora uid reserved channel=%r slot=%s uid=%s", channel, slot, identity.uid)
+    return identity
 
 
 def slots_of(user: AbstractBaseUser) -> dict[str, int]:

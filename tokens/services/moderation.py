@@ -31,7 +31,7 @@ from knox.models import AuthToken
 from tokens import agora, validators
 from tokens.agora_rest import rest_not_configured_reason
 from tokens.agora_rest.client import MINUTES_RANGE, SECONDS_RANGE
-from tokens.choices import KIND_PRIVILEGE, LASTING_KINDS, BanPrivilege, Role
+from tokens.choices import KIND_PRIVILEGE, LASTING_KINDS, BanPrivilege
 from tokens.exceptions import TokenServiceError
 from tokens.models import AgoraIdentity, ChannelBan, IssuedToken, ModerationAction, ModerationRule
 from tokens.policies import moderates_channel
@@ -325,12 +325,17 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def ban_refusal(*, user: AbstractBaseUser, channel: str, role: str, now: datetime) -> TokenServiceError:
+def ban_refusal(
+    *, user: AbstractBaseUser, channel: str, rights: frozenset[str], now: datetime
+) -> TokenServiceError:
     """The 403 `banned` of a token the audit row's statement refused for a ban: naming the
-    channel, and for a mute the media a publisher token would have carried."""
+    channel, and for a mute the media the token (with these publish `rights`) would have
+    carried."""
     privileges = [BanPrivilege.JOIN_CHANNEL]
-    if role == Role.PUBLISHER:
-        privileges += [BanPrivilege.PUBLISH_AUDIO, BanPrivilege.PUBLISH_VIDEO]
+    if agora.PUBLISH_AUDIO in rights:
+        privileges.append(BanPrivilege.PUBLISH_AUDIO)
+    if agora.PUBLISH_VIDEO in rights:
+        privileges.append(BanPrivilege.PUBLISH_VIDEO)
     ends = dict(
         ChannelBan.objects.filter(user_id=user.pk, channel=channel, ends_at__gt=now, privilege__in=privileges)
         .values("privilege")
@@ -361,11 +366,14 @@ def ban_refusal(*, user: AbstractBaseUser, channel: str, role: str, now: datetim
     media = " and ".join(muted)
     return TokenServiceError(
         "banned",
-        f"channel: you are muted ({media}) in {channel!r} until {until}; subscriber tokens are still issued.",
+        f"channel: you are muted ({media}) in {channel!r} until {until}; tokens that do not publish it are "
+        "still issued.",
         status=403,
         fields={
             "channel": [f"Muted in this channel ({media}) until {until}."],
-            "role": ["Ask for a subscriber token, or wait until the mute ends."],
+            "role": [
+                f"Ask for a role that does not publish {media} (subscriber), or wait until the mute ends."
+            ],
         },
     )
 

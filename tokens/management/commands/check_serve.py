@@ -11,8 +11,10 @@ from django.conf import settings
 from django.core import checks
 from django.core.management.base import BaseCommand, CommandError
 
-# Errors a server can start with: it refuses token requests (503) until they are fixed.
-SERVABLE = frozenset({"tokens.E001", "tokens.E002"})
+# Errors a server can start with: it refuses token requests (503) until they are fixed. Missing
+# or malformed credentials are (E040: the secondary certificate; E042: it signs but is unset);
+# a misspelt signing choice (E041) is a configuration nobody meant, like a misspelt policy.
+SERVABLE = frozenset({"tokens.E001", "tokens.E002", "tokens.E040", "tokens.E042"})
 
 
 class Command(BaseCommand):
@@ -29,7 +31,7 @@ class Command(BaseCommand):
             raise CommandError(f"{len(blocking)} configuration error(s) above; fix them before serving.")
         if serious:
             self.stderr.write(
-                "Serving without Agora credentials: token requests and /healthz answer 503 until "
-                "AGORA_APP_ID and AGORA_APP_CERTIFICATE are set in the environment or .env "
-                "('make run' writes a development .env)."
+                "Serving without usable Agora credentials: token requests and /healthz answer 503 until "
+                "AGORA_APP_ID and AGORA_APP_CERTIFICATE (and AGORA_APP_CERTIFICATE_SECONDARY when it is "
+                "set or signs) are set in the environment or .env ('make run' writes a development .env)."
             )

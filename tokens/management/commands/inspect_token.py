@@ -1,4 +1,4 @@
-"""Decode a 006/007 token and check its signature against this server's certificate."""
+"""Decode a 006/007 token and say which of this server's certificates signed it."""
 
 import json
 
@@ -10,8 +10,10 @@ from tokens.exceptions import TokenServiceError
 
 class Command(BaseCommand):
     help = (
-        "Print a token's fields, its audit row id, and whether its signature verifies under "
-        "AGORA_APP_CERTIFICATE (006: needs its audit row, which holds the channel and uid)."
+        "Print a token's fields (every service, each privilege with its expiry), its audit row id, "
+        "and which certificate signed it: signed_with is primary (AGORA_APP_CERTIFICATE), secondary "
+        "(AGORA_APP_CERTIFICATE_SECONDARY) or null (neither; a 006 token needs its audit row, which "
+        "holds the channel and uid)."
     )
 
     def add_arguments(self, parser):

@@ -17,6 +17,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         queries (DEBUG, CaptureQueriesContext) or an execute wrapper is installed, through
         Django's cursor, so every count and wrapper sees it; otherwise prepared on the server."""
         if self.queries_logged or self.execute_wrappers:
+            # As on the direct path below: no per-request health check (CONN_HEALTH_CHECKS'
+            # SELECT 1, a round trip); a connection the server dropped fails this statement, the
+            # request answers 503 and Django replaces the connection when the request ends.
+            self.health_check_done = True
             with self.cursor() as cursor:
                 cursor.execute(sql, params)
                 return cursor.fetchall()
