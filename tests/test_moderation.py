@@ -223,6 +223,20 @@ def test_recovery_adopts_the_rule_a_dead_attempt_made_and_asks_for_no_second_one
     assert len(fake_agora.rules) == 2  # the adopted one and the second uid's
 
 
+def test_recovery_never_adopts_a_rule_another_action_holds(fake_agora, user, slots):
+    first = moderation.moderate(channel="room", kind="ban", user=user, minutes=10)
+    run_tasks()
+    second = moderation.moderate(channel="room", kind="ban", user=user, minutes=10)  # ends alike
+    _as_if_its_worker_died(second)
+    tasks.recover()
+    run_tasks()
+    second.refresh_from_db()
+    held = set(first.rules.values_list("rule_id", flat=True))
+    assert second.state == State.APPLIED
+    assert held.isdisjoint(second.rules.values_list("rule_id", flat=True))
+    assert len(fake_agora.rules) == 4
+
+
 def test_recovery_leaves_an_attempt_whose_lease_still_holds(fake_agora, user, slots):
     action = moderation.moderate(channel="room", kind="ban", user=user, minutes=10)
     _as_if_its_worker_died(action)

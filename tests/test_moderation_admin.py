@@ -145,3 +145,17 @@ def test_deactivating_a_user_in_the_admin_revokes_in_the_admins_name(
     assert row.revoked_by == admin_user
     assert ModerationAction.objects.get().requested_by == admin_user
     assert row.expires_at - timezone.now() <= timedelta(seconds=600)
+
+
+def test_the_user_lists_action_revokes_everything_for_each_user_chosen(
+    fake_agora, admin_client, admin_user, row, user
+):
+    AuthToken.objects.create(user=user)
+    response = admin_client.post(
+        reverse("admin:auth_user_changelist"), {"action": "revoke_everything", "_selected_action": [user.pk]}
+    )
+    assert response.status_code == 302
+    assert not AuthToken.objects.filter(user=user).exists()
+    assert ModerationAction.objects.get().requested_by == admin_user
+    row.refresh_from_db()
+    assert row.revoked_by == admin_user

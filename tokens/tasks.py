@@ -199,9 +199,8 @@ class _RuleList:
             return None
         if self._rules is None:
             self._rules = agora_rest.list_ban_rules()
-        taken = set(ModerationRule.objects.exclude(rule_id=None).values_list("rule_id", flat=True))
         privilege = [KIND_PRIVILEGE[action.kind].value]
-        matches = [
+        matches = {
             rule.id
             for rule in self._rules
             if rule.channel == action.channel
@@ -210,8 +209,13 @@ class _RuleList:
             and rule.ip is None
             and rule.expires_at is not None
             and abs(rule.expires_at - action.ends_at) <= _EXPIRY_SLACK
-            and rule.id not in taken
-        ]
+        }
+        if matches:  # one an action holds already is that action's, not this one's
+            matches -= set(
+                ModerationRule.objects.filter(rule_id__in=matches)
+                .exclude(action=action)
+                .values_list("rule_id", flat=True)
+            )
         return max(matches, default=None)
 
 
