@@ -32,6 +32,14 @@ class Source(models.TextChoices):
     CLI = "cli", "Management command"
 
 
+class SuspectReason(models.TextChoices):
+    """Why a join reported by Agora looks like a leaked or shared token (a SuspectJoin)."""
+
+    NEVER_ISSUED = "never_issued", "uid never issued an RTC token here"
+    NO_LIVE_TOKEN = "no_live_token", "no unexpired token for the channel at join time"
+    DUPLICATE_CLIENT = "duplicate_client", "uid already in the channel on another client"
+
+
 # Computed once: an enum's `.values` builds a new list on every use.
 ROLES = tuple(Role.values)
 SERVICES = tuple(Service.values)
