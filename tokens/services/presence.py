@@ -1,0 +1,371 @@
+"""Who is in a channel now, from the channel events Agora reported (tokens/ncs.py), and how that
+compares with Agora's own list.
+
+`replay(events)` is the whole rule, a pure function over events in any order: sorted by
+Agora's order (`order_key`), a join makes its uid present with the join's role, a leave ends
+it, a role change changes the role, and a channel create or destroy ends everyone's presence
+(a session starts again). The selectors below read only what can matter, the channel's events
+since its last create or destroy (one probe of a partial index, then one range of another),
+newest first and capped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
+
+from tokens import agora_rest, ncs, validators
+from tokens.choices import Role
+from tokens.exceptions import TokenServiceError
+from tokens.models import AgoraIdentity, ChannelEvent
+from tokens.policies import check_channel_allowed
+
+logger = logging.getLogger(__name__)
+
+# How many of a session's events a channel's presence reads at most (newest first): a session
+# with more is read from its newest events only, and says so (`complete`).
+SESSION_EVENTS_LIMIT = 10_000
+# How many of one uid's events in a session the suspect-join check reads at most.
+UID_EVENTS_LIMIT = 500
+
+# At one and the same second: a destroy, then a create, then the users' own events.
+_RANK = {ncs.CHANNEL_DESTROY: 0, ncs.CHANNEL_CREATE: 1}
+_USER_RANK = 2
+
+
+def _small_int(value: object) -> int | None:
+    # Payload fields the parser does not check (platform, reason): numbers or nothing.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9:
+        return int(value)
+    return None
+
+
+@dataclass(frozen=True)
+class Event:
+    """What presence needs of one channel event."""
+
+    id: int
+    event_type: int
+    uid: int | None
+    client_seq: int | None
+    occurred_at: datetime
+    platform: int | None = None
+    reason: int | None = None  # a leave's reason
+    user_id: int | None = None
+    slot: str = ""
+
+    @classmethod
+    def of(cls, row: ChannelEvent) -> Event:
+        """A stored (or just inserted) ChannelEvent."""
+        payload = (row.notification or {}).get("payload") or {}
+        return cls(
+            id=row.pk,
+            event_type=row.event_type,
+            uid=row.uid,
+            client_seq=row.client_seq,
+            occurred_at=row.occurred_at,
+            platform=_small_int(payload.get("platform")),
+            reason=_small_int(payload.get("reason")),
+            user_id=row.user_id,
+            slot=row.slot,
+        )
+
+
+def order_key(event: Event) -> tuple:
+    """Agora's order: the time it happened (whole seconds), then at one second a destroy, a
+    create, and the users' events by clientSeq (one user's order); the row id last, so the
+    order is total and the same whatever order the events arrived in."""
+    rank = _RANK.get(event.event_type, _USER_RANK)
+    seq = event.client_seq if event.client_seq is not None else -1
+    return (event.occurred_at, rank, seq, event.id)
+
+
+@dataclass(frozen=True)
+class Participant:
+    """A uid in the channel: since when, as what, from where, and whose."""
+
+    uid: int
+    role: str  # one of ncs.ROLES
+    joined_at: datetime
+    platform: int | None
+    user_id: int | None
+    slot: str
+    event_id: int  # the join that began this stay (a role change, when its join never came)
+
+    @property
+    def platform_name(self) -> str | None:
+        if self.platform is None:
+            return None
+        return ncs.PLATFORMS.get(self.platform, "other")
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Who is present after the events, and each join of a uid that was present already."""
+
+    present: dict[int, Participant]
+    repeated_joins: list[tuple[Event, Participant]]  # (the join, who was in with that uid)
+
+
+def replay(events: Iterable[Event]) -> Replay:
+    """Play the events in Agora's order: who is present at the end, and which joins came for a
+    uid already present (another client with the same uid)."""
+    present: dict[int, Participant] = {}
+    repeated: list[tuple[Event, Participant]] = []
+    for event in sorted(events, key=order_key):
+        kind = event.event_type
+        if kind in ncs.SESSION_EVENT_TYPES:
+            present.clear()
+        elif event.uid is None:
+            continue
+        elif kind in ncs.JOIN_EVENT_TYPES:
+            if event.uid in present:
+                repeated.append((event, present[event.uid]))
+            present[event.uid] = Participant(
+                uid=event.uid,
+                role=ncs.ROLE_OF[kind],
+                joined_at=event.occurred_at,
+                platform=event.platform,
+                user_id=event.user_id,
+                slot=event.slot,
+                event_id=event.id,
+            )
+        elif kind in ncs.LEAVE_EVENT_TYPES:
+            # Forced out by a client that joined with the same uid: the uid is still in.
+            if event.reason != ncs.LEAVE_REASON_NEW_DEVICE:
+                present.pop(event.uid, None)
+        elif kind in ncs.ROLE_CHANGE_EVENT_TYPES:
+            # Only someone in the channel changes role: one whose join never came is in too.
+            staying = present.get(event.uid)
+            if staying is None:
+                staying = Participant(
+                    uid=event.uid,
+                    role=ncs.ROLE_OF[kind],
+                    joined_at=event.occurred_at,
+                    platform=event.platform,
+                    user_id=event.user_id,
+                    slot=event.slot,
+                    event_id=event.id,
+                )
+            present[event.uid] = replace(staying, role=ncs.ROLE_OF[kind])
+        # Any other type (one Agora adds later) says nothing about presence.
+    return Replay(present=present, repeated_joins=repeated)
+
+
+def participants(events: Iterable[Event]) -> list[Participant]:
+    """Who is in the channel after `events`, by time of joining."""
+    return sorted(replay(events).present.values(), key=lambda p: (p.joined_at, p.uid))
+
+
+# --- reading the rows ----------------------------------------------------------------------------
+
+
+def session_start(*, channel: str, at: datetime | None = None) -> datetime | None:
+    """When the channel's session (as of `at`, else now) began: its last create or destroy
+    Agora reported, or None when it reported none."""
+    starts = ChannelEvent.objects.filter(channel=channel, event_type__in=ncs.SESSION_EVENT_TYPES)
+    if at is not None:
+        starts = starts.filter(occurred_at__lte=at)
+    return starts.order_by("-occurred_at").values_list("occurred_at", flat=True).first()
+
+
+def _read(rows, limit: int) -> tuple[list[Event], bool]:
+    """The newest `limit` rows as Events, and whether that was all of them."""
+    fields = ("id", "event_type", "uid", "client_seq", "occurred_at", "user_id", "slot", "notification")
+    found = list(rows.order_by("-occurred_at", "-id").values_list(*fields)[: limit + 1])
+    events = []
+    for pk, kind, uid, seq, occurred_at, user_id, slot, body in found[:limit]:
+        payload = body.get("payload") if isinstance(body, dict) else None
+        payload = payload if isinstance(payload, dict) else {}
+        events.append(
+            Event(
+                id=pk,
+                event_type=kind,
+                uid=uid,
+                client_seq=seq,
+                occurred_at=occurred_at,
+                platform=_small_int(payload.get("platform")),
+                reason=_small_int(payload.get("reason")),
+                user_id=user_id,
+                slot=slot,
+            )
+        )
+    return events, len(found) <= limit
+
+
+def session_events(*, channel: str) -> tuple[list[Event], bool]:
+    """The channel's events since its session began (at most SESSION_EVENTS_LIMIT, the newest),
+    and whether that was all of them."""
+    rows = ChannelEvent.objects.filter(channel=channel)
+    start = session_start(channel=channel)
+    if start is not None:
+        rows = rows.filter(occurred_at__gte=start)
+    return _read(rows, SESSION_EVENTS_LIMIT)
+
+
+def uid_session_events(*, channel: str, uid: int, at: datetime) -> list[Event]:
+    """One uid's events in the channel from the start of the session `at` falls in (and the
+    channel's creates and destroys since), at most UID_EVENTS_LIMIT, the newest."""
+    rows = ChannelEvent.objects.filter(channel=channel).filter(
+        Q(uid=uid) | Q(event_type__in=ncs.SESSION_EVENT_TYPES)
+    )
+    start = session_start(channel=channel, at=at)
+    if start is not None:
+        rows = rows.filter(occurred_at__gte=start)
+    return _read(rows, UID_EVENTS_LIMIT)[0]
+
+
+@dataclass(frozen=True)
+class Presence:
+    """Who is in a channel, as the events received up to `as_of` say."""
+
+    channel: str
+    participants: tuple[Participant, ...]
+    as_of: datetime
+    complete: bool  # False: the session had more than SESSION_EVENTS_LIMIT events
+    usernames: dict[int, str]  # user id -> username, for the participants' users
+
+    def username(self, participant: Participant) -> str | None:
+        return self.usernames.get(participant.user_id) if participant.user_id is not None else None
+
+
+def _usernames(user_ids: Iterable[int]) -> dict[int, str]:
+    wanted = {pk for pk in user_ids if pk is not None}
+    if not wanted:
+        return {}
+    model = get_user_model()
+    return dict(model.objects.filter(pk__in=wanted).values_list("pk", model.USERNAME_FIELD))
+
+
+def channel_presence(*, channel: str, now: datetime | None = None) -> Presence:
+    """Who is in `channel` now, from the stored events (three queries: the session's start,
+    its events, the participants' usernames)."""
+    as_of = now or timezone.now()
+    events, complete = session_events(channel=channel)
+    if not complete:
+        logger.warning("presence of %r read from its newest %d events only", channel, SESSION_EVENTS_LIMIT)
+    found = participants(events)
+    return Presence(
+        channel=channel,
+        participants=tuple(found),
+        as_of=as_of,
+        complete=complete,
+        usernames=_usernames(p.user_id for p in found),
+    )
+
+
+# --- the API's view of it ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VisibleParticipant:
+    """One participant as the caller may see them: everyone's uid, role, time and platform;
+    the username and slot only of the caller's own uids, unless the caller is staff."""
+
+    uid: int
+    you: bool
+    username: str | None
+    slot: str | None
+    role: str
+    joined_at: datetime
+    platform: str | None
+
+
+@dataclass(frozen=True)
+class VisiblePresence:
+    channel: str
+    participants: tuple[VisibleParticipant, ...]
+    as_of: datetime
+
+
+def participants_for(*, user: AbstractBaseUser, channel: str, now: datetime | None = None) -> VisiblePresence:
+    """Who is in `channel`, for a user the channel policy admits to it (as a subscriber);
+    400 `invalid` for a name Agora would refuse, 403 when the policy refuses."""
+    try:
+        validators.validate_channel_name(channel)
+    except ValidationError as exc:
+        raise TokenServiceError.from_validation_error("channel", exc) from None
+    check_channel_allowed(user, channel, Role.SUBSCRIBER)
+    presence = channel_presence(channel=channel, now=now)
+    sees_all = user.is_staff
+    shown = []
+    for participant in presence.participants:
+        you = participant.user_id is not None and participant.user_id == user.pk
+        named = you or sees_all
+        shown.append(
+            VisibleParticipant(
+                uid=participant.uid,
+                you=you,
+                username=presence.username(participant) if named else None,
+                slot=(participant.slot or None) if named else None,
+                role=participant.role,
+                joined_at=participant.joined_at,
+                platform=participant.platform_name,
+            )
+        )
+    return VisiblePresence(channel=channel, participants=tuple(shown), as_of=presence.as_of)
+
+
+# --- compared with Agora's own list ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgoraComparison:
+    """Our presence beside Agora's channel user list (agora_rest.channel_users)."""
+
+    presence: Presence
+    agora: agora_rest.ChannelUsers
+    both: tuple[Participant, ...]
+    only_ours: tuple[Participant, ...]  # our events say they are in; Agora does not list them
+    only_agora: tuple[int, ...]  # Agora lists them; no event of ours says they are in
+    owners: dict[int, tuple[str | None, str]]  # uid -> (username, slot) for the uids only Agora lists
+
+    @property
+    def partial(self) -> bool:
+        """Agora listed only part of a live channel's audience (it lists the first 10,000)."""
+        return len(self.agora.audience) < self.agora.audience_total
+
+    def agora_role(self, uid: int) -> str | None:
+        if uid in self.agora.broadcasters:
+            return ncs.BROADCASTER
+        if uid in self.agora.audience:
+            return ncs.AUDIENCE
+        if uid in self.agora.users:
+            return ncs.COMMUNICATION
+        return None
+
+
+def compare_with_agora(*, channel: str, now: datetime | None = None) -> AgoraComparison:
+    """Ask Agora who is in `channel` and set it beside what our events say. Blocks for Agora's
+    answer; raises agora_rest.AgoraRestError (`not_configured` without REST credentials)."""
+    listed = agora_rest.channel_users(channel)
+    presence = channel_presence(channel=channel, now=now)
+    theirs = listed.uids
+    ours = {p.uid for p in presence.participants}
+    only_agora = tuple(sorted(theirs - ours))
+    owners = {}
+    if only_agora:
+        identities = AgoraIdentity.objects.filter(uid__in=only_agora).values_list("uid", "user_id", "slot")
+        found = list(identities)
+        names = _usernames(user_id for _, user_id, _ in found)
+        owners = {uid: (names.get(user_id), slot) for uid, user_id, slot in found}
+    return AgoraComparison(
+        presence=presence,
+        agora=listed,
+        both=tuple(p for p in presence.participants if p.uid in theirs),
+        only_ours=tuple(p for p in presence.participants if p.uid not in theirs),
+        only_agora=only_agora,
+        owners=owners,
+    )
