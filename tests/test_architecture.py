@@ -52,12 +52,13 @@ LAYERS = (
             "tokens.admin.identities",
             "tokens.admin.channel_rules",
             "tokens.admin.users",
+            "tokens.admin.suspect_joins",
         },
     ),
     Layer(
         "admin building blocks",
         "what model admins build on: mixin, filters, paginator, tool pages, template tags",
-        {"tokens.admin.base", "tokens.admin.views", "tokens.templatetags.*"},
+        {"tokens.admin.base", "tokens.admin.views", "tokens.admin.presence", "tokens.templatetags.*"},
     ),
     Layer(
         "HTTP endpoints",
@@ -65,6 +66,7 @@ LAYERS = (
         " request guards",
         {
             "tokens.views",
+            "tokens.channel_views",
             "tokens.joinpath.views",
             "tokens.joinpath.outputs",
             "tokens.webhooks",
@@ -116,6 +118,7 @@ LAYERS = (
             "tokens.exceptions",
             "tokens.clients",
             "tokens.credentials",
+            "tokens.signals",
         },
     ),
 )

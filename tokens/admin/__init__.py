@@ -1,6 +1,6 @@
 """The admin: a read-only audit log (for everyone, superusers included), the users' Agora
-identities and channel events, the editable channel rules, and the user admin with each user's
-uids. One module per model admin, what they share in base.py, the tool pages in views.py; the
+identities, channel events and suspect joins, the editable channel rules, and the user admin
+with each user's uids. One module per model admin, what they share in base.py, the tool pages in views.py; the
 registrations are here, in the order the admin had them."""
 
 from django.contrib import admin
@@ -9,8 +9,9 @@ from tokens.admin.channel_events import ChannelEventAdmin
 from tokens.admin.channel_rules import ChannelRuleAdmin
 from tokens.admin.identities import AgoraIdentityAdmin
 from tokens.admin.issued_tokens import IssuedTokenAdmin
+from tokens.admin.suspect_joins import SuspectJoinAdmin
 from tokens.admin.users import User, UserWithAgoraAdmin
-from tokens.models import AgoraIdentity, ChannelEvent, ChannelRule, IssuedToken
+from tokens.models import AgoraIdentity, ChannelEvent, ChannelRule, IssuedToken, SuspectJoin
 
 admin.site.register(IssuedToken, IssuedTokenAdmin)
 admin.site.register(AgoraIdentity, AgoraIdentityAdmin)
@@ -19,3 +20,4 @@ if admin.site.is_registered(User):
     admin.site.unregister(User)  # replaced by the one that extends it
 admin.site.register(User, UserWithAgoraAdmin)
 admin.site.register(ChannelEvent, ChannelEventAdmin)
+admin.site.register(SuspectJoin, SuspectJoinAdmin)
