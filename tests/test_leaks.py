@@ -230,11 +230,19 @@ def test_a_resent_join_is_flagged_once_and_counted_once(settings):
     assert counted(before, scrape(), "agora_suspect_joins_total", "reason") == {("never_issued",): 1}
 
 
-def test_a_duplicate_found_again_by_a_later_join_is_not_flagged_twice(user):
+def test_a_duplicate_found_again_by_a_later_join_is_flagged_counted_and_announced_once(
+    user, settings, announced, django_capture_on_commit_callbacks
+):
+    settings.METRICS_ENABLED = True
+    before = scrape()
     uid = token(user, channel="lobby").uid
     lobby = Script("lobby")
-    lobby.send(lobby.join(uid, TS), lobby.join(uid, TS + 10), lobby.join(uid, TS + 20))
-    assert [reason for _, reason in flags()] == ["duplicate_client", "duplicate_client"]
+    with django_capture_on_commit_callbacks(execute=True):
+        # The third join finds the second's duplicate again, beside its own.
+        lobby.send(lobby.join(uid, TS), lobby.join(uid, TS + 10), lobby.join(uid, TS + 20))
+    assert flags() == [("lobby:2", "duplicate_client"), ("lobby:3", "duplicate_client")]
+    assert counted(before, scrape(), "agora_suspect_joins_total", "reason") == {("duplicate_client",): 2}
+    assert len(announced) == 2
 
 
 # --- counted, announced, never failing the webhook ---------------------------------------------------

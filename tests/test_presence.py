@@ -85,7 +85,7 @@ def test_a_channel_create_or_destroy_ends_everyones_presence(session_event):
     assert roles([*events, ev(105, TS + 11, uid=3, seq=1)]) == {3: "audience"}
 
 
-def test_within_one_second_a_destroy_comes_before_a_create_and_both_before_the_users():
+def test_within_one_second_a_create_or_destroy_comes_before_the_users_events():
     # The last user leaves, the channel is destroyed and created again, someone joins: one second.
     events = [
         ev(105, TS + 5, uid=9, seq=4),
@@ -95,6 +95,7 @@ def test_within_one_second_a_destroy_comes_before_a_create_and_both_before_the_u
         ev(104, TS + 5, uid=1, seq=2),
     ]
     assert roles(events) == {9: "audience"}
+    assert roles([ev(103, TS, uid=1, seq=1), ev(101, TS)]) == {1: "broadcaster"}  # the creating join
 
 
 def test_one_users_events_in_the_same_second_follow_their_client_sequence():
@@ -253,6 +254,16 @@ def test_a_session_longer_than_the_limit_is_read_from_its_newest_events_and_says
     lobby.send(lobby.leave(1, TS + 4))  # and now uid 1's join
     partial = presence.channel_presence(channel="lobby")
     assert ({p.uid for p in partial.participants}, partial.complete) == ({2, 3, 4}, False)
+
+
+def test_presence_reads_only_the_current_session(monkeypatch):
+    lobby = Script("lobby")
+    lobby.send(lobby.create(TS), *(lobby.join(n, TS + n) for n in range(1, 6)), lobby.destroy(TS + 60))
+    lobby.send(lobby.create(TS + 100), lobby.join(9, TS + 100))
+    events, complete = presence.session_events(channel="lobby")
+    assert ([(e.event_type, e.uid) for e in events], complete) == ([(103, 9), (101, None)], True)
+    monkeypatch.setattr(presence, "SESSION_EVENTS_LIMIT", 2)  # the earlier session is not counted
+    assert presence.channel_presence(channel="lobby").complete
 
 
 def test_presence_reads_three_queries_whatever_the_traffic(user):

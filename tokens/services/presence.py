@@ -36,9 +36,9 @@ SESSION_EVENTS_LIMIT = 10_000
 # How many of one uid's events in a session the suspect-join check reads at most.
 UID_EVENTS_LIMIT = 500
 
-# At one and the same second: a destroy, then a create, then the users' own events.
-_RANK = {ncs.CHANNEL_DESTROY: 0, ncs.CHANNEL_CREATE: 1}
-_USER_RANK = 2
+# At one and the same second a channel's create or destroy (both end everyone's presence) comes
+# before the users' own events: the first user's join shares its second with the create.
+_SESSION_RANK, _USER_RANK = 0, 1
 
 
 def _small_int(value: object) -> int | None:
@@ -84,10 +84,10 @@ class Event:
 
 
 def order_key(event: Event) -> tuple:
-    """Agora's order: the time it happened (whole seconds), then at one second a destroy, a
-    create, and the users' events by clientSeq (one user's order); the row id last, so the
-    order is total and the same whatever order the events arrived in."""
-    rank = _RANK.get(event.event_type, _USER_RANK)
+    """Agora's order: the time it happened (whole seconds), then at one second a create or
+    destroy before the users' events, and those by clientSeq (one user's order); the row id
+    last, so the order is total and the same whatever order the events arrived in."""
+    rank = _SESSION_RANK if event.event_type in ncs.SESSION_EVENT_TYPES else _USER_RANK
     seq = event.client_seq if event.client_seq is not None else -1
     return (event.occurred_at, rank, seq, event.id)
 
