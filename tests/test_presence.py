@@ -242,18 +242,18 @@ def test_channels_do_not_mix():
     assert (who("lobby"), who("stage")) == ({1: "broadcaster"}, {})
 
 
-def test_a_session_longer_than_the_limit_is_read_from_its_newest_events_and_says_so(monkeypatch):
+def test_a_session_longer_than_the_limit_is_judged_from_its_newest_events_and_says_so(monkeypatch):
     monkeypatch.setattr(presence, "SESSION_EVENTS_LIMIT", 4)
     lobby = Script("lobby")
-    lobby.send(lobby.create(TS), lobby.join(1, TS), lobby.join(2, TS + 1), lobby.join(3, TS + 2))
-    partial = presence.channel_presence(channel="lobby")
-    assert ({p.uid for p in partial.participants}, partial.complete) == ({1, 2, 3}, True)
-    lobby.send(lobby.join(4, TS + 3))  # the create is now the fifth newest: not read
-    partial = presence.channel_presence(channel="lobby")
-    assert ({p.uid for p in partial.participants}, partial.complete) == ({1, 2, 3, 4}, False)
-    lobby.send(lobby.leave(1, TS + 4))  # and now uid 1's join
-    partial = presence.channel_presence(channel="lobby")
-    assert ({p.uid for p in partial.participants}, partial.complete) == ({2, 3, 4}, False)
+    lobby.send(lobby.create(TS), lobby.join(1, TS + 1), lobby.join(2, TS + 2), lobby.join(3, TS + 3))
+    found = presence.channel_presence(channel="lobby")
+    assert ({p.uid for p in found.participants}, found.complete) == ({1, 2, 3}, True)
+    lobby.send(lobby.join(4, TS + 4))  # the create is now the fifth newest: not considered
+    found = presence.channel_presence(channel="lobby")
+    assert ({p.uid for p in found.participants}, found.complete) == ({1, 2, 3, 4}, False)
+    lobby.send(lobby.join(5, TS + 5))  # nor uid 1's join: it is missed, and the answer says so
+    found = presence.channel_presence(channel="lobby")
+    assert ({p.uid for p in found.participants}, found.complete) == ({2, 3, 4, 5}, False)
 
 
 def test_presence_reads_only_the_current_session(monkeypatch):
@@ -261,19 +261,76 @@ def test_presence_reads_only_the_current_session(monkeypatch):
     lobby.send(lobby.create(TS), *(lobby.join(n, TS + n) for n in range(1, 6)), lobby.destroy(TS + 60))
     lobby.send(lobby.create(TS + 100), lobby.join(9, TS + 100))
     events, complete = presence.session_events(channel="lobby")
-    assert ([(e.event_type, e.uid) for e in events], complete) == ([(103, 9), (101, None)], True)
+    assert ([(e.event_type, e.uid) for e in events], complete) == ([(103, 9)], True)
     monkeypatch.setattr(presence, "SESSION_EVENTS_LIMIT", 2)  # the earlier session is not counted
     assert presence.channel_presence(channel="lobby").complete
 
 
-def test_presence_reads_three_queries_whatever_the_traffic(user):
+def test_of_each_uid_only_its_events_from_its_last_join_or_leave_on_are_read():
+    lobby = Script("lobby")
+    lobby.send(
+        lobby.create(TS),
+        lobby.join(1, TS),
+        lobby.leave(1, TS + 1),
+        lobby.join(1, TS + 2),
+        lobby.role(1, TS + 3, to_broadcaster=False),
+        lobby.join(2, TS),
+        lobby.leave(2, TS + 5, reason=ncs.LEAVE_REASON_NEW_DEVICE),  # forced out: not a move
+        lobby.role(3, TS + 6, to_broadcaster=True),  # its join never came
+        lobby.join(4, TS),
+        lobby.leave(4, TS + 7, reason="5"),  # not Agora's number 5: a plain leave
+    )
+    kept, complete = presence.session_events(channel="lobby")
+    assert sorted((e.uid, e.event_type, e.occurred_at) for e in kept) == [
+        (1, 103, at(TS + 2)),
+        (1, 112, at(TS + 3)),
+        (2, 103, at(TS)),
+        (2, 104, at(TS + 5)),
+        (3, 111, at(TS + 6)),
+        (4, 104, at(TS + 7)),
+    ]
+    assert (roles(kept), complete) == ({1: "audience", 2: "broadcaster", 3: "broadcaster"}, True)
+    assert roles(Event.of(row) for row in ChannelEvent.objects.all()) == roles(kept)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_what_the_database_keeps_of_a_session_replays_to_the_same_presence_as_every_event(seed):
+    # Random traffic of a few uids, many of its events in the same second: joins of each kind,
+    # leaves (some forced by a second client), role changes (some without a join), resends.
+    rng = random.Random(seed)
+    lobby = Script("lobby")
+    bodies, ts = [lobby.create(TS)], TS
+    for _ in range(80):
+        ts += rng.choice([0, 0, 1, 5])
+        uid = rng.randint(1, 6)
+        pick = rng.random()
+        if pick < 0.4:
+            bodies.append(
+                lobby.join(uid, ts, event_type=rng.choice([103, 105, 107]), platform=rng.choice([1, 7]))
+            )
+        elif pick < 0.7:
+            bodies.append(lobby.leave(uid, ts, reason=rng.choice([1, 2, ncs.LEAVE_REASON_NEW_DEVICE])))
+        else:
+            bodies.append(lobby.role(uid, ts, to_broadcaster=rng.random() < 0.5))
+    bodies += rng.sample(bodies, 5)  # resends
+    rng.shuffle(bodies)
+    lobby.send(*bodies)
+    kept, complete = presence.session_events(channel="lobby")
+    every = [Event.of(row) for row in ChannelEvent.objects.all()]
+    assert complete
+    assert len(kept) < len(every)
+    assert presence.participants(kept) == presence.participants(every)
+    assert presence.channel_presence(channel="lobby").participants == tuple(presence.participants(every))
+
+
+def test_presence_reads_four_queries_whatever_the_traffic(user):
     lobby = Script("lobby")
     lobby.send(lobby.create(TS), lobby.join(get_or_create_identity(user=user).uid, TS))
     for n in range(30):
         lobby.send(lobby.join(100 + n, TS + n), lobby.leave(100 + n, TS + n + 1))
     with CaptureQueriesContext(connection) as queries:
         presence.channel_presence(channel="lobby")
-    assert len(queries) == 3  # the session's start, its events, the usernames
+    assert len(queries) == 4  # the session's start, whether it is longer, its events, the usernames
 
 
 # --- GET /api/v1/channels/{channel}/participants/ -------------------------------------------------

@@ -4,9 +4,10 @@ compares with Agora's own list.
 `replay(events)` is the whole rule, a pure function over events in any order: sorted by
 Agora's order (`order_key`), a join makes its uid present with the join's role, a leave ends
 it, a role change changes the role, and a channel create or destroy ends everyone's presence
-(a session starts again). The selectors below read only what can matter, the channel's events
-since its last create or destroy (one probe of a partial index, then one range of another),
-newest first and capped.
+(a session starts again). The selectors below read only what can matter: the channel's events
+since its last create or destroy (one index probe), the newest SESSION_EVENTS_LIMIT of them,
+and of those only each uid's events from its last join or leave on (a window function in the
+database), since what came before cannot change whether, or as what, the uid is in.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db.models import Case, DateTimeField, F, Max, Q, Value, When, Window
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tokens import agora_rest, ncs, validators
@@ -30,8 +32,8 @@ from tokens.policies import check_channel_allowed
 
 logger = logging.getLogger(__name__)
 
-# How many of a session's events a channel's presence reads at most (newest first): a session
-# with more is read from its newest events only, and says so (`complete`).
+# How many of a session's events a channel's presence considers at most (the newest): a session
+# with more is judged from its newest events only, and says so (`complete`).
 SESSION_EVENTS_LIMIT = 10_000
 # How many of one uid's events in a session the suspect-join check reads at most.
 UID_EVENTS_LIMIT = 500
@@ -42,14 +44,9 @@ _SESSION_RANK, _USER_RANK = 0, 1
 
 
 def _small_int(value: object) -> int | None:
-    # Payload fields the parser does not check (platform, reason): numbers or nothing.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9:
-        return int(value)
-    return None
+    # Payload fields the parser does not check (platform, reason): JSON integers or nothing, as
+    # the database's JSON comparison in _from_last_move sees them.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)
@@ -174,19 +171,19 @@ def participants(events: Iterable[Event]) -> list[Participant]:
 
 def session_start(*, channel: str, at: datetime | None = None) -> datetime | None:
     """When the channel's session (as of `at`, else now) began: its last create or destroy
-    Agora reported, or None when it reported none."""
+    Agora reported, or None when it reported none. A MAX over (channel, event_type, occurred_at)
+    index entries: no ORDER BY to tempt SQLite, which has no statistics, onto the time index."""
     starts = ChannelEvent.objects.filter(channel=channel, event_type__in=ncs.SESSION_EVENT_TYPES)
     if at is not None:
         starts = starts.filter(occurred_at__lte=at)
-    return starts.order_by("-occurred_at").values_list("occurred_at", flat=True).first()
+    return starts.aggregate(start=Max("occurred_at"))["start"]
 
 
-def _read(rows, limit: int) -> tuple[list[Event], bool]:
-    """The newest `limit` rows as Events, and whether that was all of them."""
+def _read(rows) -> list[Event]:
+    """The rows as Events, in no particular order (replay sorts them)."""
     fields = ("id", "event_type", "uid", "client_seq", "occurred_at", "user_id", "slot", "notification")
-    found = list(rows.order_by("-occurred_at", "-id").values_list(*fields)[: limit + 1])
     events = []
-    for pk, kind, uid, seq, occurred_at, user_id, slot, body in found[:limit]:
+    for pk, kind, uid, seq, occurred_at, user_id, slot, body in rows.values_list(*fields):
         payload = body.get("payload") if isinstance(body, dict) else None
         payload = payload if isinstance(payload, dict) else {}
         events.append(
@@ -202,29 +199,65 @@ def _read(rows, limit: int) -> tuple[list[Event], bool]:
                 slot=slot,
             )
         )
-    return events, len(found) <= limit
+    return events
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FORCED_OUT = Q(event_type__in=ncs.LEAVE_EVENT_TYPES) & Q(
+    notification__payload__reason=ncs.LEAVE_REASON_NEW_DEVICE
+)
+
+
+def _from_last_move(rows):
+    """Of each uid's rows, those from its last join or leave on (a leave that only means the uid
+    joined again elsewhere is no move): replay gives the same presence from them as from all."""
+    move = Case(
+        When(_FORCED_OUT, then=Value(None)),
+        When(event_type__in=ncs.JOIN_EVENT_TYPES | ncs.LEAVE_EVENT_TYPES, then=F("occurred_at")),
+        default=Value(None),
+        output_field=DateTimeField(),
+    )
+    last_move = Window(Max(move), partition_by=[F("uid")])
+    # A uid with role changes only (its join never came) keeps them all.
+    return rows.annotate(last_move=last_move).filter(occurred_at__gte=Coalesce(F("last_move"), Value(_EPOCH)))
 
 
 def session_events(*, channel: str) -> tuple[list[Event], bool]:
-    """The channel's events since its session began (at most SESSION_EVENTS_LIMIT, the newest),
-    and whether that was all of them."""
-    rows = ChannelEvent.objects.filter(channel=channel)
+    """What presence needs of the channel's current session (since its last create or destroy):
+    of its newest SESSION_EVENTS_LIMIT events, each uid's from its last join or leave on; and
+    whether those were all the session's events."""
+    rows = ChannelEvent.objects.filter(channel=channel).order_by()
     start = session_start(channel=channel)
     if start is not None:
         rows = rows.filter(occurred_at__gte=start)
-    return _read(rows, SESSION_EVENTS_LIMIT)
+    # The first event beyond the limit, if any (an index-only walk): only newer ones are considered.
+    newest = rows.order_by("-occurred_at").values_list("occurred_at", flat=True)
+    beyond = next(iter(newest[SESSION_EVENTS_LIMIT : SESSION_EVENTS_LIMIT + 1]), None)
+    if beyond is not None:
+        rows = rows.filter(occurred_at__gt=beyond)
+    return _read(_from_last_move(rows.filter(uid__isnull=False))), beyond is None
 
 
 def uid_session_events(*, channel: str, uid: int, at: datetime) -> list[Event]:
-    """One uid's events in the channel from the start of the session `at` falls in (and the
-    channel's creates and destroys since), at most UID_EVENTS_LIMIT, the newest."""
-    rows = ChannelEvent.objects.filter(channel=channel).filter(
-        Q(uid=uid) | Q(event_type__in=ncs.SESSION_EVENT_TYPES)
-    )
+    """One uid's events in the channel from the start of the session `at` falls in (the newest
+    UID_EVENTS_LIMIT), with the creates and destroys among them: two queries, three when the uid
+    has events after `at` (delivered before the one at `at`)."""
     start = session_start(channel=channel, at=at)
+    rows = ChannelEvent.objects.filter(channel=channel, uid=uid)
     if start is not None:
         rows = rows.filter(occurred_at__gte=start)
-    return _read(rows, UID_EVENTS_LIMIT)[0]
+    events = _read(rows.order_by("-occurred_at")[:UID_EVENTS_LIMIT])
+    latest = max((event.occurred_at for event in events), default=at)
+    if latest > at:
+        # A later session may have begun in between: its create or destroy ends the uid's stay.
+        later = ChannelEvent.objects.filter(
+            channel=channel,
+            event_type__in=ncs.SESSION_EVENT_TYPES,
+            occurred_at__gt=at,
+            occurred_at__lte=latest,
+        )
+        events += _read(later.order_by())
+    return events
 
 
 @dataclass(frozen=True)
@@ -250,12 +283,13 @@ def _usernames(user_ids: Iterable[int]) -> dict[int, str]:
 
 
 def channel_presence(*, channel: str, now: datetime | None = None) -> Presence:
-    """Who is in `channel` now, from the stored events (three queries: the session's start,
-    its events, the participants' usernames)."""
+    """Who is in `channel` now, from the stored events (four queries: the session's start,
+    whether it has more than SESSION_EVENTS_LIMIT events, the events presence needs, the
+    participants' usernames)."""
     as_of = now or timezone.now()
     events, complete = session_events(channel=channel)
     if not complete:
-        logger.warning("presence of %r read from its newest %d events only", channel, SESSION_EVENTS_LIMIT)
+        logger.warning("presence of %r judged from its newest %d events only", channel, SESSION_EVENTS_LIMIT)
     found = participants(events)
     return Presence(
         channel=channel,
