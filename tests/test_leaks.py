@@ -149,6 +149,18 @@ def test_each_reason_comes_from_its_sequence_and_not_from_the_innocent_one(
     assert flags() == expected  # the innocent channel added none
 
 
+def test_a_late_join_from_an_earlier_session_makes_no_later_join_a_duplicate(user):
+    uid = token(user, channel="lobby", lifetime=24 * HOUR).uid
+    lobby = Script("lobby")
+    first, second = lobby.join(uid, TS), lobby.join(uid, TS + 100)
+    # The first stay's leave is lost; the channel was destroyed and made again in between.
+    lobby.send(lobby.create(TS), lobby.destroy(TS + 50), lobby.create(TS + 100), second)
+    lobby.send(first)  # delivered last: judged with the uid's later events and sessions
+    assert flags() == []
+    lobby.send(lobby.join(uid, TS + 120))  # but a second client in the later session is one
+    assert flags() == [("lobby:6", "duplicate_client")]
+
+
 def test_a_flag_names_the_join_its_owner_and_what_the_rule_found(user):
     uid = token(
         user, channel="lobby", at_ts=TS - 60, slot="phone"
