@@ -48,7 +48,7 @@ LAYERS = (
             "tokens.admin",
             "tokens.admin_site",
             "tokens.management.*",
-            "tokens.signals",
+            "tokens.receivers",
         },
     ),
     Layer(
@@ -61,12 +61,13 @@ LAYERS = (
             "tokens.admin.channel_rules",
             "tokens.admin.users",
             "tokens.admin.moderation",
+            "tokens.admin.suspect_joins",
         },
     ),
     Layer(
         "admin building blocks",
         "what model admins build on: mixin, filters, paginator, tool pages, template tags",
-        {"tokens.admin.base", "tokens.admin.views", "tokens.templatetags.*"},
+        {"tokens.admin.base", "tokens.admin.views", "tokens.admin.presence", "tokens.templatetags.*"},
     ),
     Layer(
         "HTTP endpoints",
@@ -74,6 +75,7 @@ LAYERS = (
         " request guards",
         {
             "tokens.views",
+            "tokens.channel_views",
             "tokens.joinpath.views",
             "tokens.joinpath.mount",
             "tokens.joinpath.outputs",
@@ -127,6 +129,7 @@ LAYERS = (
             "tokens.exceptions",
             "tokens.clients",
             "tokens.credentials",
+            "tokens.signals",
         },
     ),
 )

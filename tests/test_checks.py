@@ -74,3 +74,13 @@ def test_env_example_ships_credentials_that_check_deploy_reports():
     for name in ("AGORA_APP_ID", "AGORA_APP_CERTIFICATE"):
         assert is_hex32(pairs[name])
         assert pairs[name] in DEVELOPMENT_CREDENTIALS
+
+
+def test_auto_kick_without_moderation_is_a_warning_naming_both(settings):
+    from tokens.checks import check_agora_rest_settings
+
+    settings.AGORA_CUSTOMER_ID = settings.AGORA_CUSTOMER_SECRET = ""
+    settings.AGORA_AUTO_KICK_SUSPECT = True
+    assert "tokens.W035" in [m.id for m in check_agora_rest_settings()]
+    settings.AGORA_AUTO_KICK_SUSPECT = False
+    assert "tokens.W035" not in [m.id for m in check_agora_rest_settings()]

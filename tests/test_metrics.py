@@ -13,6 +13,7 @@ from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
+from tests.helpers import counted, parse, scrape
 from tests.servers import ROOT, call, manage, running_server, server_env
 from tokens import metrics, services
 from tokens.checks import check_deployment, check_metrics_settings
@@ -30,37 +31,12 @@ ERRORS = "agora_token_server_errors_total"
 LATENCY = "agora_token_server_request_seconds"
 
 
-def parse(text: str) -> dict[tuple, float]:
-    """(sample name, frozenset of its labels) -> value."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def scrape() -> dict[tuple, float]:
-    response = APIClient().get(METRICS)
-    assert response.status_code == 200, response.content
-    return parse(response.content.decode())
-
-
 def value(samples: dict, name: str, **labels) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def delta(before: dict, after: dict, name: str, **labels) -> float:
     return value(after, name, **labels) - value(before, name, **labels)
-
-
-def counted(before: dict, after: dict, name: str, *labels: str) -> dict[tuple, float]:
-    """What changed in `name` between two scrapes: (its label values, in order) -> increase."""
-    return {
-        tuple(dict(sample_labels)[label] for label in labels): amount
-        - before.get((sample, sample_labels), 0.0)
-        for (sample, sample_labels), amount in after.items()
-        if sample == name and amount != before.get((sample, sample_labels), 0.0)
-    }
 
 
 @pytest.fixture
@@ -122,6 +98,7 @@ def test_metrics_on_answers_get_and_head_in_prometheus_text_format(metrics_on, a
     assert families == {
         "agora_tokens_issued": "counter",
         "agora_uids_allocated": "counter",
+        "agora_suspect_joins": "counter",
         "agora_token_server_errors": "counter",
         "agora_token_server_request_seconds": "histogram",
     }

@@ -14,17 +14,16 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from tests.helpers import NCS_SECRET as SECRET
+from tests.helpers import NOTIFY_MS, TS, at, deliver, ncs_body, sign
+from tests.helpers import WEBHOOK_URL as URL
 from tokens import ncs
-from tokens.models import ChannelEvent
+from tokens.models import ChannelEvent, SuspectJoin
 from tokens.services import get_or_create_identity, issue_token
 
 pytestmark = pytest.mark.django_db
 
-SECRET = "ncs-secret-7c9e1f0a2b"
-URL = reverse("tokens:agora-webhook")
 CHANGELIST = reverse("admin:tokens_channelevent_changelist")
-TS = 1772366400  # 2026-03-01T12:00:00Z
-NOTIFY_MS = TS * 1000 + 250
 
 # Payloads as Agora documents them for each RTC channel event type (docs.agora.io,
 # "Channel event types"); uid 12121212 and channel test_webhook are Agora's own examples.
@@ -51,36 +50,11 @@ def _ncs_on(settings):
 
 
 def notification(event_type: int, notice_id: str = "2000001428:4330:107", **payload) -> dict:
-    return {
-        "noticeId": notice_id,
-        "productId": 1,
-        "eventType": event_type,
-        "notifyMs": NOTIFY_MS,
-        "sid": "C866467GVJJ54687",
-        "payload": payload or AGORA_PAYLOADS[event_type],
-    }
-
-
-def sign(body: bytes, secret: str = SECRET) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def deliver(body, *, signature: str | None = None, client: Client | None = None, **headers):
-    """POST `body` (a dict is sent as compact JSON) the way Agora does, signed unless told."""
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    if signature is None:
-        signature = sign(raw)
-    if signature:
-        headers["HTTP_AGORA_SIGNATURE_V2"] = signature
-    return (client or Client()).post(URL, raw, content_type="application/json", **headers)
+    return ncs_body(event_type, notice_id, payload or AGORA_PAYLOADS[event_type])
 
 
 def error(code: str, message: str, fields: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
-
-
-def at(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 # --- the signature ----------------------------------------------------------------------------
@@ -361,11 +335,22 @@ def test_a_database_outage_is_503_so_agora_sends_it_again(monkeypatch):
     assert response.json() == error("database_unavailable", "The database is unavailable; try again shortly.")
 
 
-def test_a_notification_is_answered_with_two_queries(user):
+@pytest.mark.parametrize("event_type", [101, 102, 104, 106, 108, 111, 112])
+def test_a_notification_other_than_a_join_is_answered_with_two_queries(user, event_type):
     uid = get_or_create_identity(user=user).uid
     with CaptureQueriesContext(connection) as queries:
-        assert deliver(notification(103, uid=uid, channelName="c", ts=TS)).status_code == 200
+        assert deliver(notification(event_type, uid=uid, channelName="c", ts=TS)).status_code == 200
     assert len(queries) == 2  # the uid's owner, the INSERT
+
+
+def test_a_join_with_a_live_token_is_answered_with_five_queries(user):
+    issued = issue_token(service="rtc", user=user, channel="c", now=at(TS - 60))
+    with CaptureQueriesContext(connection) as queries:
+        assert deliver(notification(103, uid=issued.uid, channelName="c", ts=TS)).status_code == 200
+    # The uid's owner, the INSERT, a live token for the channel (tokens/services/suspects.py),
+    # the session's start and the uid's events in it (tokens/services/presence.py).
+    assert len(queries) == 5
+    assert SuspectJoin.objects.count() == 0
 
 
 # --- the log is append-only -------------------------------------------------------------------

@@ -7,9 +7,9 @@ class TokensConfig(AppConfig):
     verbose_name = "Agora tokens"
 
     def ready(self) -> None:
-        from tokens import checks, signals  # noqa: F401 (checks registers the system checks)
+        from tokens import checks, receivers  # noqa: F401 (checks registers the system checks)
 
-        signals.connect()  # live revocation when a user is deactivated or deleted
+        receivers.connect()  # live revocation; the auto-kick of suspect joins
 
 
 class TokenServerAdminConfig(AdminConfig):

@@ -268,6 +268,15 @@ def check_agora_rest_settings(app_configs=None, **kwargs) -> list[Error | Warnin
                 id="tokens.W030",
             )
         )
+        if settings.AGORA_AUTO_KICK_SUSPECT:
+            messages.append(
+                Warning(
+                    "AGORA_AUTO_KICK_SUSPECT is on but moderation is off: suspect joins are flagged "
+                    "and nobody is kicked.",
+                    hint="Set AGORA_CUSTOMER_ID and AGORA_CUSTOMER_SECRET, or AGORA_AUTO_KICK_SUSPECT=false.",
+                    id="tokens.W035",
+                )
+            )
     for name, check_id in REST_SETTING_CHECKS.items():
         if name in problems:
             messages.append(Error(f"{name} {problems[name]}.", id=check_id))

@@ -89,10 +89,20 @@ def _rights_label(text: str) -> str:
 
 RIGHTS_CHOICES = [(text, _rights_label(text)) for text in RIGHTS_TEXTS]
 
+
+class SuspectReason(models.TextChoices):
+    """Why a join reported by Agora looks like a leaked or shared token (a SuspectJoin)."""
+
+    NEVER_ISSUED = "never_issued", "uid never issued an RTC token here"
+    NO_LIVE_TOKEN = "no_live_token", "no unexpired token for the channel at join time"
+    DUPLICATE_CLIENT = "duplicate_client", "uid already in the channel on another client"
+
+
 # Computed once: an enum's `.values` builds a new list on every use.
 ROLES = tuple(Role.values)
 # What a user may ask for by name (the recorder's token has an endpoint of its own).
 USER_ROLES = tuple(role for role in ROLES if role != Role.RECORDER)
+USER_ROLE_CHOICES = [(role, Role(role).label) for role in USER_ROLES]  # what a request may ask for
 SERVICES = tuple(Service.values)
 
 

@@ -1,12 +1,12 @@
-"""Prometheus metrics: tokens issued, uids allocated, error responses by code, request latency
-per endpoint; exported at GET /metrics.
+"""Prometheus metrics: tokens issued, uids allocated, suspect joins by reason, error responses by
+code, request latency per endpoint; exported at GET /metrics.
 
 Off unless METRICS_ENABLED (read at call time): then nothing is recorded and /metrics is a 404.
 On, recording costs microseconds and no I/O beyond memory: no SQL, no cache. Label children
 are kept in dicts keyed by their label values, so a request does not pay prometheus_client's
 `labels()` (argument checks and a lock) each time. Every label value comes from a bounded set
-(the services, versions, sources and roles the models define, the URL patterns' names, a fixed
-list of methods, the error codes this server writes): no request can add a series.
+(the services, versions, sources, roles and suspect-join reasons the models define, the URL
+patterns' names, a fixed list of methods, the error codes this server writes): no request can add a series.
 
 Several worker processes: a scrape reaches one of them, so when PROMETHEUS_MULTIPROC_DIR is in
 the environment prometheus_client runs in its multiprocess mode (it decides once, when first
@@ -29,6 +29,8 @@ from django.urls import Resolver404, resolve
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from tokens.choices import SuspectReason
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,13 @@ ERRORS = Counter(
     ["code"],
     registry=REGISTRY,
 )
+SUSPECT_JOINS = Counter(
+    "agora_suspect_joins",
+    "Joins Agora reported that look like a leaked or shared token, by reason (never_issued,"
+    " no_live_token, duplicate_client).",
+    ["reason"],
+    registry=REGISTRY,
+)
 REQUEST_SECONDS = Histogram(
     "agora_token_server_request_seconds",
     "Time to answer a request, by endpoint (URL pattern name), method and status.",
@@ -88,12 +97,14 @@ class _Children(dict):
 _tokens_issued = _Children(TOKENS_ISSUED)
 _uids_allocated = _Children(UIDS_ALLOCATED)
 _errors = _Children(ERRORS)
+_suspect_joins = _Children(SUSPECT_JOINS)
 _request_seconds = _Children(REQUEST_SECONDS)
 
 _METHODS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")}
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 UNMATCHED = "unmatched"
 OTHER = "other"
+_SUSPECT_REASONS = frozenset(SuspectReason.values)
 
 
 def enabled() -> bool:
@@ -127,6 +138,15 @@ def count_uid(*, main: bool) -> None:
     if settings.METRICS_ENABLED:
         try:
             _uids_allocated[("main" if main else "extra",)].inc()
+        except Exception:
+            _recording_failed()
+
+
+def count_suspect_join(*, reason: str) -> None:
+    """One suspect join flagged (its row written)."""
+    if settings.METRICS_ENABLED:
+        try:
+            _suspect_joins[(reason if reason in _SUSPECT_REASONS else OTHER,)].inc()
         except Exception:
             _recording_failed()
 

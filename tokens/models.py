@@ -388,6 +388,10 @@ class ChannelEvent(AppendOnlyModel):
             models.Index(fields=["channel", "-occurred_at"], name="channel_event_channel"),
             models.Index(fields=["event_type", "-occurred_at"], name="channel_event_type"),
             models.Index(fields=["user", "-occurred_at"], name="channel_event_user"),
+            # A channel's last create or destroy, where its presence starts again: one probe
+            # whatever the channel's traffic. Not a partial index on those two types: with the
+            # types bound as parameters SQLite cannot prove the query matches its condition.
+            models.Index(fields=["channel", "event_type", "-occurred_at"], name="channel_event_channel_type"),
         ]
         constraints = [
             # Agora resends a notification until answered: each is stored once. A constraint
@@ -555,3 +559,57 @@ class ChannelBan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_privilege_display()} {self.channel!r} until {self.ends_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SuspectJoin(AppendOnlyModel):
+    """A join Agora reported that looks like a leaked or shared token, and why: a uid this
+    server never issued an RTC token for, a uid without an unexpired token for the channel at
+    join time, or a uid already in the channel on another client. Written when the join
+    arrives (tokens/services/suspects.py); one row per (join, reason)."""
+
+    Reason = choices.SuspectReason
+
+    event = models.ForeignKey(
+        ChannelEvent,
+        on_delete=models.CASCADE,
+        related_name="suspect_flags",
+        db_index=False,  # the (event, reason) constraint below serves it
+        help_text="The join Agora reported.",
+    )
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    # The join's own fields, copied so the list filters and sorts without a join.
+    channel = models.CharField(max_length=ncs.MAX_CHANNEL)
+    uid = models.PositiveBigIntegerField("Agora uid")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # the (user, newest first) index below serves it
+        help_text="The owner of the uid; empty for a uid this server never issued.",
+    )
+    slot = models.CharField(max_length=32, blank=True)
+    joined_at = models.DateTimeField(help_text="When the join happened at Agora (the payload's ts).")
+    detected_at = models.DateTimeField(default=timezone.now)
+    detail = models.CharField(max_length=500, blank=True, help_text="What the rule found.")
+
+    append_only_message = "suspect joins are append-only"
+
+    class Meta:
+        verbose_name = "suspect join"
+        ordering = ["-detected_at", "-id"]
+        indexes = [
+            models.Index(fields=["-detected_at", "-id"], name="suspect_join_newest_first"),
+            models.Index(fields=["reason", "-detected_at"], name="suspect_join_reason"),
+            models.Index(fields=["channel", "-detected_at"], name="suspect_join_channel"),
+            models.Index(fields=["uid", "-detected_at"], name="suspect_join_uid"),
+            models.Index(fields=["user", "-detected_at"], name="suspect_join_user"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "reason"], name="suspect_join_one_per_reason"),
+            models.CheckConstraint(condition=Q(uid__lte=ncs.UID_MAX), name="suspect_join_uid_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason}: uid {self.uid} in {self.channel!r} at {self.joined_at:%Y-%m-%d %H:%M:%S}"

@@ -49,6 +49,32 @@ USER_EVENT_TYPES = frozenset(
     }
 )
 KNOWN_EVENT_TYPES = USER_EVENT_TYPES | {CHANNEL_CREATE, CHANNEL_DESTROY}
+# Events that start or end a channel's session: everyone's presence ends there.
+SESSION_EVENT_TYPES = frozenset({CHANNEL_CREATE, CHANNEL_DESTROY})
+JOIN_EVENT_TYPES = frozenset({BROADCASTER_JOIN, AUDIENCE_JOIN, COMMUNICATION_JOIN})
+LEAVE_EVENT_TYPES = frozenset({BROADCASTER_LEAVE, AUDIENCE_LEAVE, COMMUNICATION_LEAVE})
+ROLE_CHANGE_EVENT_TYPES = frozenset({ROLE_TO_BROADCASTER, ROLE_TO_AUDIENCE})
+
+# The role each join or role change gives its uid (live broadcasting's two, communication's one).
+BROADCASTER, AUDIENCE, COMMUNICATION = ROLES = ("broadcaster", "audience", "communication")
+ROLE_OF = {
+    BROADCASTER_JOIN: BROADCASTER,
+    AUDIENCE_JOIN: AUDIENCE,
+    COMMUNICATION_JOIN: COMMUNICATION,
+    ROLE_TO_BROADCASTER: BROADCASTER,
+    ROLE_TO_AUDIENCE: AUDIENCE,
+}
+
+# A leave's payload `reason` 5: the uid joined from another device, which forced this one out;
+# the uid itself is still in the channel.
+LEAVE_REASON_NEW_DEVICE = 5
+
+# The payload's `platform`.
+PLATFORMS = {0: "other", 1: "android", 2: "ios", 5: "windows", 6: "linux", 7: "web", 8: "macos"}
+
+# The health-test event Agora sends when the Notifications callback is saved in its Console.
+HEALTH_TEST_CHANNEL = "test_webhook"
+HEALTH_TEST_UID = 12121212
 
 MAX_NOTICE_ID = 128
 MAX_CHANNEL = 64  # Agora: channel names are at most 64 bytes

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from rest_framework import serializers
 
-from tokens import agora, validators
+from tokens import agora, ncs, validators
 
 
 class SchemaExtraMixin:
@@ -136,6 +136,26 @@ class MeOutput(serializers.Serializer):
     slots = serializers.DictField(
         child=serializers.IntegerField(), help_text="Every slot's uid: {slot: uid}."
     )
+
+
+class ParticipantOutput(serializers.Serializer):
+    uid = serializers.IntegerField()
+    you = serializers.BooleanField(help_text="Whether this uid is one of yours (any of your slots).")
+    username = serializers.CharField(
+        allow_null=True, help_text="The owner's username: shown for your own uids (staff see everyone's)."
+    )
+    slot = serializers.CharField(
+        allow_null=True, help_text="The owner's slot: shown for your own uids (staff see everyone's)."
+    )
+    role = serializers.ChoiceField(choices=ncs.ROLES)
+    joined_at = serializers.DateTimeField(help_text="When Agora reported the join (its ts).")
+    platform = serializers.ChoiceField(choices=sorted(set(ncs.PLATFORMS.values())), allow_null=True)
+
+
+class ParticipantsOutput(serializers.Serializer):
+    channel = serializers.CharField()
+    participants = ParticipantOutput(many=True, help_text="By time of joining.")
+    as_of = serializers.DateTimeField(help_text="Computed from the channel events received until then.")
 
 
 class ErrorDetail(serializers.Serializer):

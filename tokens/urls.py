@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tokens import views, webhooks
+from tokens import channel_views, views, webhooks
 from tokens.joinpath import views as token_views
 
 app_name = "tokens"
@@ -8,6 +8,12 @@ app_name = "tokens"
 urlpatterns = [
     path("api/v1/auth/token/", views.ApiTokenView.as_view(), name="auth-token"),
     path("api/v1/me/", views.MeView.as_view(), name="me"),
+    # Any text up to /participants/ is the channel (a "/" in it gets a 400 naming the channel).
+    path(
+        "api/v1/channels/<path:channel>/participants/",
+        channel_views.ParticipantsView.as_view(),
+        name="channel-participants",
+    ),
     path("api/v1/tokens/rtc/", token_views.RtcTokenView.as_view(), name="rtc-token"),
     path("api/v1/tokens/rtm/", token_views.RtmTokenView.as_view(), name="rtm-token"),
     path("api/v1/tokens/rtc-rtm/", token_views.RtcRtmTokenView.as_view(), name="rtc-rtm-token"),

@@ -230,7 +230,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"PartStateEnum": ["ok", "unavailable"]},
+    # Enum names the schema has always used, kept where newer fields share a field name.
+    "ENUM_NAME_OVERRIDES": {
+        "PartStateEnum": ["ok", "unavailable"],
+        "RoleEnum": "tokens.choices.USER_ROLE_CHOICES",
+        "RtcRtmTokenInputVersionEnum": ["007"],
+    },
 }
 
 # --- Agora --------------------------------------------------------------------------------
@@ -258,6 +263,9 @@ AGORA_UID_MAX = env.int("AGORA_UID_MAX", default=4294967295)
 # Secret of Agora Notifications (Console > Notifications): POST /webhooks/agora/ accepts only
 # bodies signed with it (Agora-Signature-V2) and answers 404 while it is empty.
 AGORA_NCS_SECRET = env.str("AGORA_NCS_SECRET", default="")
+# Kick the joiner of every suspect join (a uid never issued here, without a live token for the
+# channel, or already in it on another client) through the moderation service; off: flag only.
+AGORA_AUTO_KICK_SUSPECT = env.bool("AGORA_AUTO_KICK_SUSPECT", default=False)
 # Agora's Channel Management REST API (kick, ban, who is in a channel), tokens/agora_rest/:
 # HTTP Basic auth with a RESTful API key from Agora Console (Developer Toolkit > RESTful API),
 # not the App Certificate. Without both moderation is off and `manage.py check` warns (W030).

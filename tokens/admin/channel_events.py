@@ -1,21 +1,25 @@
-"""Read-only admin for the channel events Agora reports, and what an audit row's page shows of
-them: who actually joined with the uid and channel a token was issued for."""
+"""Read-only admin for the channel events Agora reports (with their suspect-join flags and the
+"Who is in the channel now" page), and what an audit row's page shows of them: who actually
+joined with the uid and channel a token was issued for."""
 
 import json
+from functools import partial
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.core.exceptions import BadRequest
 from django.db.models import Q
 from django.template.loader import render_to_string
-from django.urls import reverse
-from django.utils.html import format_html
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from tokens import ncs
+from tokens.admin import presence as presence_views
 from tokens.admin.base import ExactValueFilter, ReadOnlyAdmin, checked_date_filters, uid_term
 from tokens.admin.moderation import ModerationButtons
-from tokens.models import ChannelEvent, IssuedToken
+from tokens.models import ChannelEvent, IssuedToken, SuspectJoin
 
 # How many of a uid's events in a channel an audit row's page lists.
 EVENTS_AFTER_ISSUE_LIMIT = 50
@@ -38,6 +42,31 @@ class PickedUserFilter(admin.RelatedFieldListFilter):
         return True
 
 
+class SuspectFilter(admin.SimpleListFilter):
+    """Joins flagged as suspect (any reason, or one): the flags are few, so the list reads them
+    first and then only their events."""
+
+    title = "suspect join"
+    parameter_name = "suspect"
+    ANY = "any"
+
+    def lookups(self, request, model_admin):
+        return [(self.ANY, "Flagged (any reason)"), *SuspectJoin.Reason.choices]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        flags = SuspectJoin.objects.all()
+        if value != self.ANY:
+            if value not in SuspectJoin.Reason.values:
+                raise BadRequest(
+                    f"suspect: must be {self.ANY} or one of {', '.join(SuspectJoin.Reason.values)}."
+                )
+            flags = flags.filter(reason=value)
+        return queryset.filter(pk__in=flags.values("event_id"))
+
+
 class ChannelEventAdmin(ModerationButtons, ReadOnlyAdmin):
     list_display = (
         "occurred_at",
@@ -48,9 +77,11 @@ class ChannelEventAdmin(ModerationButtons, ReadOnlyAdmin):
         "slot",
         "client_seq",
         "received_at",
+        "suspect",
     )
     list_filter = (
         "event_type",
+        SuspectFilter,
         ("channel", ExactValueFilter),
         ("user", PickedUserFilter),
         "occurred_at",
@@ -69,8 +100,23 @@ class ChannelEventAdmin(ModerationButtons, ReadOnlyAdmin):
         ("event_type", "notice_id"),
         ("channel", "uid", "client_seq"),
         ("user", "slot"),
+        "presence_link",
+        "suspect_flags",
         "notification_json",
     )
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(partial(presence_views.presence_view, self))
+        return [path("presence/", view, name="tokens_channelevent_presence"), *super().get_urls()]
+
+    def get_queryset(self, request):
+        # One query for a page's flags, whatever the number of rows.
+        return super().get_queryset(request).prefetch_related("suspect_flags")
+
+    def changelist_view(self, request, extra_context=None):
+        # Filtered to one channel: the object tools offer who is in it now.
+        extra_context = {**(extra_context or {}), "presence_channel": request.GET.get("channel__exact")}
+        return super().changelist_view(request, extra_context)
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(checked_date_filters(request, "occurred_at"))
@@ -106,6 +152,28 @@ class ChannelEventAdmin(ModerationButtons, ReadOnlyAdmin):
             return self.get_empty_value_display()
         query = urlencode({"user__id__exact": event.user_id})
         return format_html('<a href="?{}" title="Only this user">{}</a>', query, event.user.get_username())
+
+    @admin.display(description="suspect")
+    def suspect(self, event: ChannelEvent) -> str:
+        flags = sorted(event.suspect_flags.all(), key=lambda flag: flag.reason)
+        links = ((reverse("admin:tokens_suspectjoin_change", args=[flag.pk]), flag.reason) for flag in flags)
+        return format_html_join(", ", '<a href="{}">{}</a>', links)
+
+    @admin.display(description="suspect join flags")
+    def suspect_flags(self, event: ChannelEvent) -> str:
+        flags = sorted(event.suspect_flags.all(), key=lambda flag: flag.reason)
+        if not flags:
+            return "none"
+        return format_html_join(
+            "", "<p><strong>{}</strong>: {}</p>", ((flag.get_reason_display(), flag.detail) for flag in flags)
+        )
+
+    @admin.display(description="presence")
+    def presence_link(self, event: ChannelEvent) -> str:
+        if not event.channel:
+            return self.get_empty_value_display()
+        url = f"{reverse('admin:tokens_channelevent_presence')}?{urlencode({'channel': event.channel})}"
+        return format_html('<a href="{}">Who is in {} now</a>', url, event.channel)
 
     @admin.display(description="notification")
     def notification_json(self, event: ChannelEvent) -> str:

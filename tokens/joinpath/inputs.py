@@ -13,7 +13,7 @@ from functools import cache
 from rest_framework import serializers
 
 from tokens import agora, validators
-from tokens.choices import MAIN_SLOT, USER_ROLES, Role
+from tokens.choices import MAIN_SLOT, USER_ROLE_CHOICES, Role
 from tokens.serializers import (
     StrictBooleanField,
     StrictCharField,
@@ -70,7 +70,7 @@ def _channel_field() -> StrictCharField:
 
 def _role_field() -> StrictChoiceField:
     return StrictChoiceField(
-        choices=[(role, Role(role).label) for role in USER_ROLES],
+        choices=USER_ROLE_CHOICES,
         required=False,
         help_text="What the token may publish: publisher (audio, video and data), audio, video or data "
         "alone (007 only), subscriber (nothing: join only). Default subscriber; for the screen slot "

@@ -115,7 +115,9 @@ class TokenView(ApiView):
     """An endpoint that issues Agora tokens: login required, the per-user budget, and one
     shape: validate the input, call the service, answer what it issued."""
 
-    authentication_classes = [JoinAuthentication, SessionAuthentication]
+    # What DRF (and the schema) know: the same API keys and sessions. For POSTs the one path
+    # reads keys with JoinAuthentication, which may take a key from this process's memory.
+    authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
     throttle_classes = [TokenBudget]
     parser_classes = [StrictJSONParser]
@@ -195,8 +197,8 @@ class TokenView(ApiView):
 
     def authenticate(self, request) -> tuple:
         """The API key, else the session, else 401; IsAuthenticated's check."""
-        key_auth, session_auth = self.get_authenticators()
-        found = key_auth.authenticate(request)
+        session_auth = self.get_authenticators()[1]
+        found = _KEY_AUTHENTICATION.authenticate(request)
         if found is None:
             found = session_auth.authenticate(self.wrapped(request))
         if found is None:
@@ -245,6 +247,7 @@ class TokenView(ApiView):
 
 
 _NEGOTIATOR = HeaderNegotiation()
+_KEY_AUTHENTICATION = JoinAuthentication()
 
 
 def _documented(view: type) -> type:

@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
     rewritten (rows from before leave them NULL: their role says what they got)."""
 
     dependencies = [
-        ("tokens", "0007_counter"),
+        ("tokens", "0009_presence"),
     ]
 
     operations = [

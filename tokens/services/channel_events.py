@@ -1,4 +1,5 @@
-"""Channel events from Agora Notifications: each stored once, its uid traced to our user."""
+"""Channel events from Agora Notifications: each stored once, its uid traced to our user, each
+join checked against the issuance log (tokens/services/suspects.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from tokens import ncs
 from tokens.models import AgoraIdentity, ChannelEvent
+from tokens.services import suspects
 
 logger = logging.getLogger(__name__)
 
@@ -21,10 +23,10 @@ class Outcome(StrEnum):
     IGNORED = "ignored"  # another Agora product's notification, not a channel event
 
 
-def _insert_once(event: ChannelEvent) -> bool:
+def _insert_once(event: ChannelEvent) -> int | None:
     """INSERT the row unless its noticeId is stored: one statement, safe under concurrent
     resends (the loser waits for the winner's commit, then inserts nothing), no exception and
-    no savepoint. True when this call stored it."""
+    no savepoint. The new row's id when this call stored it, else None."""
     meta = ChannelEvent._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
@@ -32,12 +34,23 @@ def _insert_once(event: ChannelEvent) -> bool:
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({quote(meta.get_field('notice_id').column)}) DO NOTHING"
+        f"ON CONFLICT ({quote(meta.get_field('notice_id').column)}) DO NOTHING "
+        f"RETURNING {quote(meta.pk.column)}"
     )
     params = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount == 1
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def _look_for_suspects(event: ChannelEvent, *, now: datetime) -> None:
+    """Flag a join that looks like a leaked or shared token. The event is stored already and
+    Agora resends what is not answered 200: a failure here is logged, never the answer."""
+    try:
+        suspects.flag_suspect_join(event=event, now=now)
+    except Exception:
+        logger.exception("suspect join check failed notice=%r", event.notice_id)
 
 
 def record_channel_event(*, notification: ncs.Notification, now: datetime | None = None) -> Outcome:
@@ -69,7 +82,8 @@ def record_channel_event(*, notification: ncs.Notification, now: datetime | None
         received_at=received_at,
         notification=notification.body,
     )
-    if not _insert_once(event):
+    event.pk = _insert_once(event)
+    if event.pk is None:
         logger.info("agora channel event already stored notice=%r", notification.notice_id)
         return Outcome.DUPLICATE
     logger.info(
@@ -81,4 +95,6 @@ def record_channel_event(*, notification: ncs.Notification, now: datetime | None
         user_id,
         slot or "-",
     )
+    if event.event_type in ncs.JOIN_EVENT_TYPES:
+        _look_for_suspects(event, now=received_at)
     return Outcome.STORED
