@@ -197,3 +197,18 @@ def test_a_second_client_for_the_recorder_does_not_change_who_is_audited(recordi
     _recorder_token(recording)
     _recorder_token(other)
     assert set(IssuedToken.objects.values_list("username", "role")) == {("recording-service", "recorder")}
+
+
+@pytest.mark.django_db
+def test_losing_the_record_permission_stops_the_very_next_recorder_token(django_user_model):
+    from django.contrib.auth.models import Permission
+
+    from tests.conftest import PASSWORD, client_for
+
+    bot = django_user_model.objects.create_user("bot", password=PASSWORD)
+    bot.user_permissions.add(Permission.objects.get(codename="record"))
+    api = client_for(bot)
+    url = reverse("tokens:recorder-token")
+    assert api.post(url, {"channel": "stage"}, format="json").status_code == 201
+    bot.user_permissions.clear()
+    assert api.post(url, {"channel": "stage"}, format="json").status_code == 403

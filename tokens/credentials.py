@@ -41,18 +41,28 @@ class SigningCredentials:
 fingerprint = lru_cache(maxsize=8)(agora.certificate_fingerprint)
 
 
+def _settings() -> tuple[str, str, str, str]:
+    return (
+        settings.AGORA_APP_ID,
+        settings.AGORA_APP_CERTIFICATE,
+        settings.AGORA_APP_CERTIFICATE_SECONDARY,
+        settings.AGORA_SIGNING_CERTIFICATE,
+    )
+
+
 def credential_problems() -> dict[str, str]:
     """Setting name -> what is wrong with it, for each Agora credential setting that keeps this
     server from signing (the App ID, either certificate, the signing choice); {} when it can."""
+    return _problems(*_settings())
+
+
+def _problems(app_id: str, primary: str, secondary: str, signing: str) -> dict[str, str]:
     problems = {}
-    for name in ("AGORA_APP_ID", "AGORA_APP_CERTIFICATE"):
-        value = getattr(settings, name)
+    for name, value in (("AGORA_APP_ID", app_id), ("AGORA_APP_CERTIFICATE", primary)):
         if not agora.is_hex32(value):
             problems[name] = "is not set" if not value else NOT_HEX32
-    secondary = settings.AGORA_APP_CERTIFICATE_SECONDARY
     if secondary and not agora.is_hex32(secondary):
         problems["AGORA_APP_CERTIFICATE_SECONDARY"] = NOT_HEX32
-    signing = settings.AGORA_SIGNING_CERTIFICATE
     if signing not in SIGNING_CHOICES:
         problems["AGORA_SIGNING_CERTIFICATE"] = f"is {signing!r}, neither primary nor secondary"
     elif signing == SECONDARY and not secondary:
@@ -93,11 +103,20 @@ def certificates() -> dict[str, str]:
 def signing_credentials() -> SigningCredentials:
     """The App ID and the certificate AGORA_SIGNING_CERTIFICATE chooses; 503
     `agora_not_configured` (naming the setting) when either is missing or malformed."""
-    if not agora_configured():
+    signing = _signing(*_settings())
+    if signing is None:
         raise _not_configured()
-    label = settings.AGORA_SIGNING_CERTIFICATE
-    certificate = getattr(settings, SETTINGS[label])
-    return SigningCredentials(settings.AGORA_APP_ID, certificate, label, fingerprint(certificate))
+    return signing
+
+
+@lru_cache(maxsize=8)
+def _signing(app_id: str, primary: str, secondary: str, label: str) -> SigningCredentials | None:
+    # Every token request asks; the answer depends on these four values only, which a process
+    # sees a handful of over its life (a test's override, a rotation).
+    if _problems(app_id, primary, secondary, label):
+        return None
+    certificate = {PRIMARY: primary, SECONDARY: secondary}[label]
+    return SigningCredentials(app_id, certificate, label, fingerprint(certificate))
 
 
 def agora_credentials() -> tuple[str, str]:

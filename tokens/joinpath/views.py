@@ -130,6 +130,10 @@ class TokenView(ApiView):
     output: outputs.Output
     source = Source.API
     caller_slots = True  # the token is for one of the caller's own uids (the recorder's is the channel's)
+    # How the one path reads an API key: JoinAuthentication may take a key from this process's
+    # memory (the audit row's statement re-reads it); a view whose rule reads the user's staff
+    # flag or permissions reads it every time (ApiTokenAuthentication).
+    key_authentication = JoinAuthentication
     success_status = status.HTTP_201_CREATED
     budget_window = None  # set by TokenBudget when the audit row's statement counts the budget
     budget_charged = None  # set by TokenBudget when it counted the budget in the cache
@@ -198,7 +202,7 @@ class TokenView(ApiView):
     def authenticate(self, request) -> tuple:
         """The API key, else the session, else 401; IsAuthenticated's check."""
         session_auth = self.get_authenticators()[1]
-        found = _KEY_AUTHENTICATION.authenticate(request)
+        found = _key_authentication(type(self)).authenticate(request)
         if found is None:
             found = session_auth.authenticate(self.wrapped(request))
         if found is None:
@@ -247,7 +251,11 @@ class TokenView(ApiView):
 
 
 _NEGOTIATOR = HeaderNegotiation()
-_KEY_AUTHENTICATION = JoinAuthentication()
+
+
+@cache
+def _key_authentication(view_class: type):
+    return view_class.key_authentication()
 
 
 def _documented(view: type) -> type:
@@ -300,6 +308,7 @@ class RecorderTokenView(TokenView):
 
     service, input_class, output = Service.RTC, inputs.RecorderTokenInput, outputs.RECORDER
     caller_slots = False
+    key_authentication = ApiTokenAuthentication  # the rule reads the staff flag and permissions
     description = (
         "A join-only (subscriber) 007 token for the channel's reserved recorder uid: the uid and "
         "token Agora Cloud Recording's `acquire` and `start` calls take. One uid per channel, kept "
@@ -332,7 +341,7 @@ class ChatAppTokenView(TokenView):
     service, input_class, output = Service.CHAT_APP, inputs.ChatAppTokenInput, outputs.CHAT_APP
     # The key and its user read on every request: the rule reads the user's staff flag and
     # permissions, which a key remembered by this process would not see change.
-    authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
+    key_authentication = ApiTokenAuthentication
 
 
 @_documented
