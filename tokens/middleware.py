@@ -19,6 +19,10 @@ from tokens.exceptions import json_error, method_not_allowed
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
+def _nul_in_query(query) -> bool:
+    return any("\x00" in k or "\x00" in v for k, vs in query.lists() for v in vs)
+
+
 class RequestGuardMiddleware:
     """Refuse, before any work, what no view here can handle safely:
 
@@ -37,8 +41,7 @@ class RequestGuardMiddleware:
 
     def __call__(self, request):
         meta = request.META
-        query = request.GET
-        if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, vs in query.lists() for v in vs):
+        if "\x00" in request.path or (meta.get("QUERY_STRING") and _nul_in_query(request.GET)):
             return json_error(400, "invalid", "The URL contains a NUL byte.")
         if "HTTP_TRANSFER_ENCODING" in meta and request.method not in _BODYLESS:
             return json_error(

@@ -112,10 +112,24 @@ def find_api_caller(key: str, *, now: datetime | None = None) -> ApiCaller | Non
     )
 
 
+class _Authorization:
+    """What knox's header parsing reads of a request: its Authorization header. DRF's
+    `get_authorization_header` reads `request.headers`, which first rebuilds the name of every
+    header the request carries; this reads the one from the WSGI environment."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, meta: Mapping[str, object]) -> None:
+        self.headers = {"authorization": meta.get("HTTP_AUTHORIZATION", b"")}
+
+
 class ApiTokenAuthentication(TokenAuthentication):
     """DRF authentication for `Authorization: Token <key>`: 401 for a malformed header, an
     unknown, revoked or expired key, or an inactive user (knox's messages), never a 500.
     `request.auth` is the ApiCaller."""
+
+    def authenticate(self, request):
+        return super().authenticate(_Authorization(request.META))  # knox's parsing and messages
 
     def authenticate_credentials(self, token: bytes):
         key = valid_key(token)

@@ -196,7 +196,8 @@ class TokenView(ApiView):
         )
         if uids is not None and slot not in uids:
             remember_uid(caller, slot, issued.uid)
-        body = renderer.render(self.output.body(issued), media_type, {})
+        # The media type's parameters say the indent; without any there is none to parse.
+        body = renderer.render(self.output.body(issued), media_type if ";" in media_type else None, {})
         return HttpResponse(body, status=self.success_status, content_type=renderer.media_type)
 
     def authenticate(self, request) -> tuple:
