@@ -288,8 +288,8 @@ def service_reachable(port: int) -> bool:
 
 def missing(what: str) -> NoReturn:
     """Skip a test whose service or program is missing here, or fail it when REQUIRE_SERVICES
-    is set (.ci/run sets it: CI has PostgreSQL, Redis and Chromium, so a missing one there is a
-    failure, not a skip)."""
+    is set (.ci/run sets it: CI has PostgreSQL, Redis, Chromium and wrk, so a missing one there
+    is a failure, not a skip)."""
     import pytest
 
     if os.environ.get("REQUIRE_SERVICES"):
