@@ -5,10 +5,12 @@ import os
 from functools import partial
 from time import perf_counter
 
+from corsheaders.middleware import CorsMiddleware as _CorsMiddleware
 from django.conf import settings
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.messages.storage import default_storage
 from django.contrib.sessions.middleware import SessionMiddleware
+from django.utils.cache import patch_vary_headers
 from django.utils.functional import SimpleLazyObject, empty
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -89,6 +91,22 @@ class RequestMetricsMiddleware:
         started = perf_counter()
         response = self.get_response(request)
         metrics.observe_request(request, response, perf_counter() - started)
+        return response
+
+
+class CorsMiddleware(_CorsMiddleware):
+    """django-cors-headers' middleware, looking for the Origin header in the WSGI environment
+    first: its own check reads `request.headers`, which rebuilds the name of every header the
+    request carries, and most callers (servers, apps; every client but a browser on another
+    origin) send none. Without one, the answer is what django-cors-headers gives it (only
+    `Vary: origin` on the CORS paths); with one, django-cors-headers decides, unchanged."""
+
+    def add_response_headers(self, request, response):
+        if "HTTP_ORIGIN" in request.META:
+            return super().add_response_headers(request, response)
+        enabled = getattr(request, "_cors_enabled", None)
+        if enabled if enabled is not None else self.is_enabled(request):
+            patch_vary_headers(response, ("origin",))
         return response
 
 

@@ -59,7 +59,7 @@ MIDDLEWARE = [
     "tokens.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Browser clients on other origins: answers preflights, adds the CORS headers.
-    "corsheaders.middleware.CorsMiddleware",
+    "tokens.middleware.CorsMiddleware",  # django-cors-headers', reading Origin without request.headers
     "tokens.middleware.RequestGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Token endpoints, for requests with an API key: their own view, ahead of the layers below
