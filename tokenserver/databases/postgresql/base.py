@@ -12,6 +12,8 @@ from django.db.backends.postgresql import base
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    _fetch_cursor: psycopg.Cursor | None = None  # fetch_all's, for as long as its connection lasts
+
     def fetch_all(self, sql: str, params: Sequence, *, write: bool = False) -> list[tuple]:
         """Run one statement (`sql` with %s placeholders) and return its rows. When Django logs
         queries (DEBUG, CaptureQueriesContext) or an execute wrapper is installed, through
@@ -26,6 +28,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 return cursor.fetchall()
         if self.connection is None:
             self.ensure_connection()
-        with self.wrap_database_errors, psycopg.Cursor(self.connection) as cursor:
+        cursor = self._fetch_cursor
+        if cursor is None or cursor.connection is not self.connection:
+            cursor = self._fetch_cursor = psycopg.Cursor(self.connection)
+        with self.wrap_database_errors:
             cursor.execute(sql, params, prepare=True)
             return cursor.fetchall()
