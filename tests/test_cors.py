@@ -61,3 +61,11 @@ def test_by_default_no_origin_is_allowed(anon, settings):
 
 def test_the_admin_is_not_opened_to_other_origins(anon):
     assert "Access-Control-Allow-Origin" not in _preflight(anon, APP, reverse("admin:login"))
+
+
+def test_without_an_origin_the_api_answer_still_says_it_varies_by_origin(api, anon):
+    # As django-cors-headers answers it (tokens.middleware.CorsMiddleware skips only its
+    # reading of request.headers): a cache in front must not serve it to a browser origin.
+    response = api.post(RTC, {"channel": "room"}, format="json")
+    assert "origin" in [v.strip().lower() for v in response["Vary"].split(",")]
+    assert "origin" not in anon.get(reverse("admin:login")).get("Vary", "").lower()
