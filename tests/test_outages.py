@@ -2,10 +2,12 @@
 settings that cannot sign. Each runs the project as its own server process."""
 
 import os
+import sys
+import time
 
 import pytest
 
-from tests.servers import TcpProxy, call, manage, require_service, running_server, server_env
+from tests.servers import ServerProcess, TcpProxy, call, manage, require_service, running_server, server_env
 
 POSTGRES_PORT, REDIS_PORT = 5432, 6379
 CLOSED_PORT = 1  # nothing listens on 127.0.0.1:1
@@ -141,6 +143,64 @@ def test_postgres_cut_off_mid_connection_then_back_recovers_without_restart(post
             ]
             assert statuses == [201, 201, 201]
             assert call(base, "GET", "/healthz")[0] == 200
+    finally:
+        proxy.close()
+
+
+def _task_status(env, task_id: str) -> str:
+    script = (
+        "from django_tasks_db.models import DBTaskResult; "
+        f"print(DBTaskResult.objects.get(id='{task_id}').status)"
+    )
+    return manage(env, "shell", "-v", "0", "-c", script).strip()
+
+
+def _until(condition, what: str, worker: ServerProcess, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert worker.alive(), f"the task worker died ({what})\n{worker.output()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f} s\n{worker.output()[-3000:]}"
+        time.sleep(0.1)
+
+
+def test_the_task_worker_outlives_postgres_cut_off_and_runs_tasks_once_it_is_back(
+    postgres_database, tmp_path
+):
+    """django-tasks-db's loop stops at a database error; `manage.py db_worker` (what `make serve`
+    runs beside the server) polls again until the database is back, then runs what is due."""
+    proxy = TcpProxy(POSTGRES_PORT)
+    try:
+        env = server_env(
+            DATABASE_URL=f"postgres://postgres@127.0.0.1:{proxy.port}/{postgres_database}", LOG_LEVEL="INFO"
+        )
+        manage(env, "migrate", "--no-input", "-v", "0")
+        argv = [
+            sys.executable,
+            "manage.py",
+            "db_worker",
+            "--no-reload",
+            "--no-startup-delay",
+            "--interval",
+            "0.1",
+        ]
+        worker = ServerProcess(
+            [*argv, "--recovery-interval", "0.5"], env, tmp_path / "worker.log", name="db_worker"
+        )
+        try:
+            _until(lambda: "Starting worker" in worker.output(), "start", worker)
+            proxy.cut()  # its connection killed, new ones refused
+            _until(lambda: "task worker: database unavailable" in worker.output(), "outage noticed", worker)
+            time.sleep(1.5)  # at least one more poll while the database is away
+            assert worker.alive(), worker.output()[-3000:]
+            proxy.restore()
+            # A task enqueued once the database is back is run: no moderation action 0 exists, so
+            # the attempt ends FAILED, but it ends (READY while no worker polls).
+            script = "from tokens.tasks import apply_moderation; print(apply_moderation.enqueue(0).id)"
+            task_id = manage(env, "shell", "-v", "0", "-c", script).strip()
+            _until(lambda: _task_status(env, task_id) not in ("READY", "RUNNING"), "task run", worker)
+            assert worker.alive()
+        finally:
+            worker.stop()
     finally:
         proxy.close()
 

@@ -1,7 +1,12 @@
 """django-tasks-db's `db_worker`, plus the recovery of moderation actions whose worker died
 (tokens/tasks.py `recover`): once at start and every --recovery-interval seconds in a thread
 beside the worker. With --stop-with-parent it stops when the process that started it does
-(`make run` and `make serve` start it beside the web server)."""
+(`make run` and `make serve` start it beside the web server).
+
+django-tasks-db's loop ends at the first database error that is not a lock (PostgreSQL
+restarted, a failover, the network cut); here the worker then polls again after a pause (1 s,
+doubling up to 10 s while the database stays away), so moderation resumes once the database is
+back, without restarting the server."""
 
 from __future__ import annotations
 
@@ -11,14 +16,21 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from django.db import connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
 
 from tokens import tasks
+from tokens.exceptions import DATABASE_OUTAGES
 
 logger = logging.getLogger(__name__)
+
+RESTART_DELAY, RESTART_DELAY_MAX = 1.0, 10.0  # seconds between polls while the database is away
+_SHUTDOWN_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGQUIT") if hasattr(signal, name)
+)
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -83,4 +95,21 @@ class Command(DatabaseWorkerCommand):
                     daemon=True,
                 )
                 thread.start()
-        super().handle(*args, **options)
+        delay = RESTART_DELAY
+        while True:
+            started = time.monotonic()
+            try:
+                super().handle(*args, **options)
+                return
+            except DATABASE_OUTAGES as exc:
+                if time.monotonic() - started > RESTART_DELAY_MAX:
+                    delay = RESTART_DELAY  # it had been working: a new outage starts short
+                name = type(exc).__name__
+                logger.warning("task worker: database unavailable (%s); polling again in %.0f s", name, delay)
+            connections.close_all()
+            # No task runs during the pause: a stop signal ends the process at once (the next
+            # worker sets django-tasks-db's graceful handlers again).
+            for signum in _SHUTDOWN_SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)
+            time.sleep(delay)
+            delay = min(2 * delay, RESTART_DELAY_MAX)
