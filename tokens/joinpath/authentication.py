@@ -27,6 +27,7 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models.base import ModelState
 from django.utils import timezone
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
@@ -96,7 +97,7 @@ def _user(fields: Mapping[str, object]) -> AbstractBaseUser:
     user = model.__new__(model)
     user.__dict__.update(fields)
     user._state = ModelState()
-    user._state.adding, user._state.db = False, statements.connection().alias
+    user._state.adding, user._state.db = False, DEFAULT_DB_ALIAS  # statements.connection()'s database
     return user
 
 

@@ -20,6 +20,7 @@ from functools import cached_property, lru_cache, partial
 
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.utils import load_backend
 from knox.models import AuthToken
 
 from tokens import agora
@@ -37,7 +38,13 @@ def budget_in_statement() -> bool:
     """Whether the token budget is counted inside the audit row's statement (PostgreSQL: one
     round trip for both) rather than in the cache beforehand (SQLite, whose writers take turns,
     so a second write per request would cost every worker)."""
-    return connection().vendor == "postgresql"
+    return _vendor(connections.settings[DEFAULT_DB_ALIAS]["ENGINE"]) == "postgresql"
+
+
+@lru_cache(maxsize=4)
+def _vendor(engine: str) -> str:
+    # The backend's vendor, without looking up the thread's connection (an asgiref Local).
+    return load_backend(engine).DatabaseWrapper.vendor
 
 
 def _quote(name: str) -> str:
@@ -129,9 +136,8 @@ def _upsert_sql(vendor: str) -> str:
     )
 
 
-def _aware(value) -> datetime:
-    """A datetime column as the database returned it, made what Django's ORM would make it."""
-    conn = connection()
+def _aware(value, conn) -> datetime:
+    """A datetime column as `conn`'s database returned it, made what Django's ORM would make it."""
     convert = getattr(conn.ops, "convert_datetimefield_value", None)  # SQLite's; psycopg's are aware
     return value if convert is None else convert(value, None, conn)
 
@@ -153,7 +159,7 @@ def count(key: str, *, now: datetime, seconds: int) -> tuple[int, datetime]:
     now_db = adapt(now)
     params = [key, adapt(now + timedelta(seconds=seconds)), now_db, now_db]
     ((counted, resets_at),) = conn.fetch_all(_upsert_sql(conn.vendor), params, write=True)
-    return counted, _aware(resets_at)
+    return counted, _aware(resets_at, conn)
 
 
 # --- the audit row ------------------------------------------------------------------------
@@ -352,7 +358,7 @@ def record(
         return Outcome(found=True, active=True, username=username, record_id=record_id)
     params = [*ban, *caller, *_window_params(conn, window, now=now, now_db=now_db), *audit, window.limit]
     rows = conn.fetch_all(statement.sql, params, write=True)
-    return _outcome(rows)
+    return _outcome(rows, conn)
 
 
 def charge(
@@ -365,14 +371,14 @@ def charge(
         *_caller_params(conn, digest=digest, user_id=user_id, now_db=now_db),
         *_window_params(conn, window, now=now, now_db=now_db),
     ]
-    return _outcome(conn.fetch_all(_charge_sql(conn.vendor, digest is not None), params, write=True))
+    return _outcome(conn.fetch_all(_charge_sql(conn.vendor, digest is not None), params, write=True), conn)
 
 
-def _outcome(rows: list[tuple]) -> Outcome:
+def _outcome(rows: list[tuple], conn) -> Outcome:
     if not rows:
         return Outcome(found=False)
     username, active, banned, counted, resets_at, *recorded = rows[0]
     return Outcome(
         found=True, active=bool(active), banned=bool(banned), username=username, counted=counted,
-        resets_at=None if resets_at is None else _aware(resets_at), record_id=(recorded or [None])[0],
+        resets_at=None if resets_at is None else _aware(resets_at, conn), record_id=(recorded or [None])[0],
     )  # fmt: skip
