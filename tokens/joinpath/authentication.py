@@ -27,7 +27,6 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import DEFAULT_DB_ALIAS
 from django.db.models.base import ModelState
 from django.utils import timezone
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
@@ -60,9 +59,8 @@ class ApiCaller:
     @property
     def api_token(self) -> AuthToken:
         """The API token itself (knox's model), e.g. to revoke it; built without a query."""
-        conn = statements.connection()
         token = AuthToken.from_db(
-            conn.alias, ["digest", "token_key", "user_id"], [self.digest, self.token_key, self.user.pk]
+            statements.ALIAS, ["digest", "token_key", "user_id"], [self.digest, self.token_key, self.user.pk]
         )
         token.user = self.user
         return token
@@ -97,7 +95,7 @@ def _user(fields: Mapping[str, object]) -> AbstractBaseUser:
     user = model.__new__(model)
     user.__dict__.update(fields)
     user._state = ModelState()
-    user._state.adding, user._state.db = False, DEFAULT_DB_ALIAS  # statements.connection()'s database
+    user._state.adding, user._state.db = False, statements.ALIAS
     return user
 
 

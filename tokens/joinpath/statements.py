@@ -27,18 +27,20 @@ from tokens import agora
 from tokens.choices import BanPrivilege, rights_of
 from tokens.models import AgoraIdentity, ChannelBan, Counter, IssuedToken
 
+ALIAS = DEFAULT_DB_ALIAS  # the database the join path's statements run on
+
 
 def connection():
-    """The default database connection of this thread (one lookup; `django.db.connection` is a
+    """The `ALIAS` database connection of this thread (one lookup; `django.db.connection` is a
     proxy that looks it up again on every attribute)."""
-    return connections[DEFAULT_DB_ALIAS]
+    return connections[ALIAS]
 
 
 def budget_in_statement() -> bool:
     """Whether the token budget is counted inside the audit row's statement (PostgreSQL: one
     round trip for both) rather than in the cache beforehand (SQLite, whose writers take turns,
     so a second write per request would cost every worker)."""
-    return _vendor(connections.settings[DEFAULT_DB_ALIAS]["ENGINE"]) == "postgresql"
+    return _vendor(connections.settings[ALIAS]["ENGINE"]) == "postgresql"
 
 
 @lru_cache(maxsize=4)
