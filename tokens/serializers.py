@@ -3,8 +3,11 @@ documented, unknown fields rejected by name, Agora's rules applied by the shared
 The token endpoints' own shapes are in tokens/joinpath/inputs.py and outputs.py."""
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
+from rest_framework.fields import Field, SkipField, empty, get_error_detail
 
 from tokens import agora, ncs, validators
 
@@ -89,9 +92,71 @@ def _unknown_fields(data: object, known) -> dict[str, list[str]]:
     return errors
 
 
+class _Step(NamedTuple):
+    """One writable field, as DRF's `Serializer.to_internal_value` visits it, with what does
+    not change between calls looked up once: its validate_<name> method, whether it reads the
+    data as `dict.get` does, and what its absence yields."""
+
+    name: str
+    field: Field
+    source_attrs: list[str]
+    validate_method: object
+    plain_get: bool  # Field.get_value on a dict: data.get(name, empty)
+    absent: object  # _RUN (validate `empty` each time), _SKIP, or the constant default itself
+
+
+_RUN, _SKIP = object(), object()
+
+
+def _absent_outcome(field: Field, validate_method) -> object:
+    """What `field.run_validation(empty)` gives when that never changes (an optional field
+    with no default, or a constant one, and no validate_<name> to run on it): DRF's own
+    answer, taken once."""
+    constant = field.default is empty or not callable(field.default)  # `empty` is a class
+    if field.required or not constant or validate_method is not None:
+        return _RUN
+    try:
+        return field.run_validation(empty)
+    except SkipField:
+        return _SKIP
+
+
+class _Plan(NamedTuple):
+    steps: tuple[_Step, ...]
+    names: frozenset[str]  # every declared field, writable or not: the rest are unknown
+    validators: bool  # serializer-level validators or read-only defaults to run them with
+
+
+def _merged(data: object, known, validate):
+    """`validate(data)`, with the unknown fields of `data` named beside its other errors."""
+    unknown = _unknown_fields(data, known)
+    try:
+        value = validate(data)
+    except serializers.ValidationError as exc:
+        if not unknown:
+            raise
+        detail = exc.detail if isinstance(exc.detail, dict) else {"body": exc.detail}
+        merged = {**detail, **unknown}
+        if "body" in detail and "body" in unknown:
+            merged["body"] = [*detail["body"], *unknown["body"]]
+        raise serializers.ValidationError(merged) from None
+    if unknown:
+        raise serializers.ValidationError(unknown)
+    return value
+
+
 class StrictSerializer(serializers.Serializer):
     """Rejects every field it does not define, naming them (up to a few), beside the other
-    field errors."""
+    field errors.
+
+    A top-level JSON object is validated by DRF's own steps with what is the same on every
+    call worked out once per instance (`_plan`): each field's run_validation and validators,
+    validate_<name> and validate run on every call, in DRF's order, with DRF's error
+    handling; an absent optional field's outcome (skipped, or its constant default) is DRF's
+    answer for it, taken on the first call. Anything else (partial, nested, not an object)
+    takes DRF's steps unchanged. A token endpoint's serializer is built once and validates
+    every request (tokens/joinpath/inputs.py), so this is part of every token request's cost.
+    """
 
     rejects_unknown_fields = True  # the schema says additionalProperties: false
     # Combinations of fields refused together (JSON Schema, from tokens.validators): the
@@ -99,20 +164,72 @@ class StrictSerializer(serializers.Serializer):
     refused_combinations: tuple[dict, ...] = ()
 
     def to_internal_value(self, data):
-        unknown = _unknown_fields(data, self.fields)
+        return _merged(data, self.fields, super().to_internal_value)
+
+    def run_validation(self, data=empty):
+        if type(data) is not dict or self.parent is not None or self.partial:
+            return super().run_validation(data)
+        plan = self.__dict__.get("_plan") or self._make_plan()
+        value = _merged(data, plan.names, lambda data: self._fields_of(plan.steps, data))
         try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            if not unknown:
-                raise
-            detail = exc.detail if isinstance(exc.detail, dict) else {"body": exc.detail}
-            merged = {**detail, **unknown}
-            if "body" in detail and "body" in unknown:
-                merged["body"] = [*detail["body"], *unknown["body"]]
-            raise serializers.ValidationError(merged) from None
-        if unknown:
-            raise serializers.ValidationError(unknown)
+            if plan.validators:
+                self.run_validators(value)
+            value = self.validate(value)
+            assert value is not None, ".validate() should return the validated data"
+        except (serializers.ValidationError, DjangoValidationError) as exc:
+            raise serializers.ValidationError(detail=serializers.as_serializer_error(exc)) from exc
         return value
+
+    def _make_plan(self) -> _Plan:
+        steps = []
+        for field in self._writable_fields:
+            validate_method = getattr(self, "validate_" + field.field_name, None)
+            steps.append(
+                _Step(
+                    name=field.field_name,
+                    field=field,
+                    source_attrs=field.source_attrs,
+                    validate_method=validate_method,
+                    plain_get=type(field).get_value is Field.get_value,
+                    absent=_absent_outcome(field, validate_method),
+                )
+            )
+        # DRF's run_validators: the serializer's validators, given read-only fields' defaults.
+        defaults = any(field.read_only and field.default is not empty for field in self.fields.values())
+        validators = bool(self.validators) or defaults
+        self.__dict__["_plan"] = plan = _Plan(tuple(steps), frozenset(self.fields), validators)
+        return plan
+
+    def _fields_of(self, steps: tuple[_Step, ...], data: dict) -> dict:
+        """DRF's Serializer.to_internal_value for a dict, step by step."""
+        ret, errors = {}, {}
+        for step in steps:
+            primitive = data.get(step.name, empty) if step.plain_get else step.field.get_value(data)
+            if primitive is empty and step.absent is not _RUN:
+                if step.absent is not _SKIP:
+                    self._set(ret, step, step.absent)
+                continue
+            try:
+                value = step.field.run_validation(primitive)
+                if step.validate_method is not None:
+                    value = step.validate_method(value)
+            except serializers.ValidationError as exc:
+                errors[step.name] = exc.detail
+            except DjangoValidationError as exc:
+                errors[step.name] = get_error_detail(exc)
+            except SkipField:
+                pass
+            else:
+                self._set(ret, step, value)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return ret
+
+    def _set(self, ret: dict, step: _Step, value) -> None:
+        if step.source_attrs == [step.name]:
+            ret[step.name] = value
+        else:
+            self.set_value(ret, step.source_attrs, value)
 
 
 class LoginInput(StrictSerializer):
