@@ -240,10 +240,18 @@ def test_same_inputs_give_the_same_token_and_a_new_salt_gives_another():
     assert build(3) != build(4)
 
 
-def test_random_salts_stay_in_agoras_range():
-    salts = {agora.new_salt() for _ in range(200)}
-    assert all(1 <= s <= agora.SALT_MAX for s in salts)
-    assert len(salts) > 190
+@pytest.mark.parametrize("version", agora.VERSIONS)
+def test_without_a_salt_each_token_has_its_own_random_one_in_agoras_range(version):
+    def salt_of_a_new_token():
+        built = agora.build_rtc_token(
+            app_id=APP_ID, app_certificate=CERT, channel="c", uid=1, publisher=True, lifetime=60,
+            now=NOW, version=version,
+        )  # fmt: skip
+        return agora.decode(built.token).salt
+
+    salts = [salt_of_a_new_token() for _ in range(200)]
+    assert all(1 <= salt <= agora.SALT_MAX for salt in salts)
+    assert len(set(salts)) > 190
 
 
 def test_tampered_007_token_fails_verification():

@@ -1,6 +1,7 @@
 """The token engine: build, decode and verify Agora 006 and 007 tokens.
 
-Pure functions, deterministic given their inputs (pass `now` and `salt`); no ORM, no settings.
+Pure functions, deterministic given their inputs (pass `now` and `salt`; without a salt, the
+library's own random one); no ORM, no settings.
 This is the only module that imports agora_token_builder (006, AccessToken) and agoraiotools
 (007, AccessToken2, Agora's own Python port), and the one place that knows the formats.
 
@@ -17,7 +18,6 @@ import binascii
 import hashlib
 import hmac
 import re
-import secrets
 import struct
 import zlib
 from collections.abc import Mapping
@@ -121,7 +121,8 @@ RTM2_RESOURCE_NAMES = {
 }
 RTM2_PERMISSION_NAMES = {0: "read", 1: "write"}
 
-# Agora's builders draw salts from 1..99999999; so do we.
+# Agora's builders draw salts from 1..99999999 (secrets.SystemRandom, when each token object is
+# made); a salt given to the builders below must be in that range too.
 SALT_MAX = 99_999_999
 
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
@@ -217,11 +218,6 @@ def is_hex32(value: object) -> bool:
     return isinstance(value, str) and _HEX32.fullmatch(value) is not None
 
 
-def new_salt() -> int:
-    """A random salt in Agora's range, from the OS's CSPRNG."""
-    return secrets.randbelow(SALT_MAX) + 1
-
-
 # --- building ---------------------------------------------------------------------------------
 
 
@@ -243,7 +239,7 @@ def build_007(
     app_certificate: str,
     issue_ts: int,
     expire: int,
-    salt: int,
+    salt: int | None = None,
     rtc: tuple[str, int, Mapping[int, int]] | None = None,
     rtm: tuple[str, Mapping[int, int]] | None = None,
     chat: tuple[str, Mapping[int, int]] | None = None,
@@ -256,10 +252,11 @@ def build_007(
     _check_credentials(app_id, app_certificate)
     _check_uint32("issue_ts", issue_ts, 1)
     _check_uint32("expire", expire)
-    _check_uint32("salt", salt, 1)
     token = AccessToken007(app_id, app_certificate, issue_ts=issue_ts, expire=expire)
-    # The library draws its own salt and keeps it private; the engine decides it instead.
-    token._AccessToken__salt = salt
+    if salt is not None:
+        # The library has drawn its own salt (kept private); the caller decides it instead.
+        _check_uint32("salt", salt, 1)
+        token._AccessToken__salt = salt
     services = []
     if rtc is not None:
         channel, uid, privileges = rtc
@@ -288,19 +285,21 @@ def build_006(
     account: str,
     privileges: Mapping[int, int],
     ts: int,
-    salt: int,
+    salt: int | None = None,
 ) -> str:
     """Sign a 006 token. Privilege values are absolute unix times; RTM puts the user id in
     `channel` and leaves `account` empty (Agora's design)."""
     _check_credentials(app_id, app_certificate)
     _check_uint32("ts", ts, 1)
-    _check_uint32("salt", salt, 1)
+    if salt is not None:
+        _check_uint32("salt", salt, 1)
     if not privileges:
         raise ValueError("a 006 token needs at least one privilege")
-    token = AccessToken006(app_id, app_certificate, channel, "")
+    token = AccessToken006(app_id, app_certificate, channel, "")  # draws its own salt
     token.uidStr = account  # set directly: the constructor turns uid 0 into "" but keeps "0"
     token.ts = ts
-    token.salt = salt
+    if salt is not None:
+        token.salt = salt
     for privilege, value in privileges.items():
         _check_uint32("privilege expiry", value)
         token.addPrivilege(privilege, value)
@@ -371,7 +370,6 @@ def build_rtc_token_with_privileges(
     privileges = _rtc_privileges(join_lifetime, publish)
     _check_uint32("uid", uid, UID_MIN)
     _check_channel(channel)
-    salt = new_salt() if salt is None else salt
     if version == VERSION_007:
         token = build_007(
             app_id=app_id,
@@ -465,7 +463,7 @@ def build_rtc_rtm_token_with_privileges(
         app_certificate=app_certificate,
         issue_ts=now,
         expire=join_lifetime,
-        salt=new_salt() if salt is None else salt,
+        salt=salt,
         rtc=(channel, uid, privileges),
         rtm=(str(uid), rtm_privileges),
     )
@@ -524,7 +522,6 @@ def build_rtm_token(
     _check_lifetime(lifetime)
     if not user_id:
         raise ValueError("user_id must not be empty")
-    salt = new_salt() if salt is None else salt
     if version == VERSION_007:
         token = build_007(
             app_id=app_id,
@@ -578,7 +575,7 @@ def _build_chat_token(
         app_certificate=app_certificate,
         issue_ts=now,
         expire=lifetime,
-        salt=new_salt() if salt is None else salt,
+        salt=salt,
         chat=(user_id, privileges),
     )
     return BuiltToken(
