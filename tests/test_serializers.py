@@ -1,17 +1,27 @@
-"""StrictSerializer validates a JSON object with DRF's own steps, what does not change between
+"""What the token endpoints do once instead of on every request, held to what Django and DRF do
+every time.
+
+StrictSerializer validates a JSON object with DRF's own steps, what does not change between
 calls worked out once per instance: these hold it to DRF's stock `Serializer.run_validation`
 (same values, same errors with their codes) over bodies made of every field's good and bad
-values, absent, unknown and odd, on one instance reused as the token endpoints reuse theirs."""
+values, absent, unknown and odd, on one instance reused as the token endpoints reuse theirs.
+A token's times (whole seconds in UTC) are rendered once per second, for the body and for
+SQLite."""
 
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.db.backends.sqlite3.operations import DatabaseOperations as DjangoSqliteOperations
+from django.utils.timezone import override
 from rest_framework import serializers
 
 from tokens import serializers as strict
-from tokens.joinpath import inputs
+from tokens.joinpath import inputs, outputs
 
 CLASSES = [
     inputs.RtcTokenInput,
@@ -107,3 +117,31 @@ def test_partial_and_nested_serializers_take_drfs_steps():
     partial = inputs.RtcTokenInput(partial=True)
     assert partial.run_validation({"role": "publisher"}) == {"role": "publisher"}  # channel not required
     assert "_plan" not in partial.__dict__
+
+
+# --- the token endpoints' times: rendered once per second, as Django and DRF render them ---------
+
+MOMENTS = [
+    datetime(2026, 12, 7, 11, 0, 0, tzinfo=UTC),
+    datetime(2026, 12, 7, 11, 0, 0, 250_000, tzinfo=UTC),
+    datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC),
+    datetime(2038, 1, 19, 3, 14, 7, tzinfo=UTC),
+    datetime(2026, 12, 7, 12, 0, 0, tzinfo=timezone(timedelta(hours=1))),  # the same instant as the first
+    datetime(2026, 12, 7, 11, 0, 0, tzinfo=ZoneInfo("Europe/Paris")),
+]
+
+
+def test_a_token_time_renders_as_drfs_datetime_field_renders_it_whatever_came_before():
+    field = serializers.DateTimeField()
+    for moment in [*MOMENTS, *reversed(MOMENTS)]:  # an equal instant in another zone is not reused
+        assert outputs._iso(moment) == moment.isoformat().replace("+00:00", "Z"), moment
+        if moment.tzinfo is UTC:
+            with override("UTC"):
+                assert outputs._iso(moment) == field.to_representation(moment), moment
+
+
+def test_the_sqlite_backend_stores_a_time_as_djangos_own_backend_does():
+    ours, djangos = connection.ops, DjangoSqliteOperations(connection)
+    for moment in [*MOMENTS, *reversed(MOMENTS), MOMENTS[0].replace(tzinfo=None)]:
+        if connection.vendor == "sqlite":
+            assert ours.adapt_datetimefield_value(moment) == djangos.adapt_datetimefield_value(moment), moment

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from functools import cached_property
+from datetime import UTC, datetime
+from functools import cached_property, lru_cache
 
 from rest_framework import serializers
 
@@ -16,6 +16,15 @@ from tokens.services.issuance import IssuedAgoraToken
 
 def _iso(moment: datetime) -> str:
     # DRF's ISO 8601 rendering of a UTC datetime.
+    if moment.microsecond == 0 and moment.tzinfo is UTC:
+        return _iso_second(moment)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@lru_cache(maxsize=256)
+def _iso_second(moment: datetime) -> str:
+    # A token's times are whole seconds in UTC, each the same for every token issued within a
+    # second: rendered once. UTC only, as equal instants in other zones render differently.
     return moment.isoformat().replace("+00:00", "Z")
 
 
