@@ -147,6 +147,36 @@ def test_postgres_cut_off_mid_connection_then_back_recovers_without_restart(post
         proxy.close()
 
 
+def _audit_rows(env) -> int:
+    script = "from tokens.models import IssuedToken; print(IssuedToken.objects.count())"
+    return int(manage(env, "shell", "-v", "0", "-c", script).strip())
+
+
+def test_a_connection_postgres_closed_while_idle_is_replaced_before_the_next_token_not_a_503(
+    postgres_database,
+):
+    # PostgreSQL restarted between two requests: the server's persistent connection is dead
+    # but PostgreSQL is back. The join path sees it before sending (no SELECT 1 round trip).
+    proxy = TcpProxy(POSTGRES_PORT)
+    try:
+        env = server_env(DATABASE_URL=f"postgres://postgres@127.0.0.1:{proxy.port}/{postgres_database}")
+        manage(env, "migrate", "--no-input", "-v", "0")
+        key = _user_with_api_token(env)
+        with running_server(env) as base:
+            for path, payload in TOKEN_REQUESTS:  # every endpoint warm, its statement prepared
+                assert call(base, "POST", path, payload, _auth(key))[0] in (200, 201), path
+            rows = _audit_rows(env)
+            for path, payload in TOKEN_REQUESTS:
+                proxy.cut()  # closes the server's idle connection...
+                proxy.restore()  # ...and PostgreSQL is reachable again at once
+                time.sleep(0.2)  # the end of the stream has reached the server's socket
+                status, _, body = call(base, "POST", path, payload, _auth(key))
+                assert status in (200, 201), (path, status, body)
+            assert _audit_rows(env) == rows + len(TOKEN_REQUESTS)  # each token with its one row
+    finally:
+        proxy.close()
+
+
 def _task_status(env, task_id: str) -> str:
     script = (
         "from django_tasks_db.models import DBTaskResult; "
