@@ -1,6 +1,7 @@
 """Outages: a database or cache that is down, cut off mid-connection, or back again; Agora
 settings that cannot sign. Each runs the project as its own server process."""
 
+import contextlib
 import os
 import sys
 import time
@@ -120,31 +121,39 @@ def postgres_database():
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def test_postgres_cut_off_mid_connection_then_back_recovers_without_restart(postgres_database):
+@contextlib.contextmanager
+def _served_through_a_proxy(postgres_database):
+    """The project served on PostgreSQL through a TcpProxy, alice with an API key: yields
+    (proxy, env, base URL, key)."""
     proxy = TcpProxy(POSTGRES_PORT)
     try:
         env = server_env(DATABASE_URL=f"postgres://postgres@127.0.0.1:{proxy.port}/{postgres_database}")
         manage(env, "migrate", "--no-input", "-v", "0")
         key = _user_with_api_token(env)
         with running_server(env) as base:
-            assert call(base, "POST", "/api/v1/tokens/rtc/", '{"channel": "c"}', _auth(key))[0] == 201
-            proxy.cut()  # kills the server's live, persistent connection and refuses new ones
-            for path, payload in TOKEN_REQUESTS:
-                status, _, body = call(base, "POST", path, payload, _auth(key))
-                assert (status, (body or {}).get("error", {}).get("code")) == (503, "database_unavailable"), (
-                    path,
-                    status,
-                    body,
-                )
-            assert call(base, "GET", "/healthz")[0] == 503
-            proxy.restore()
-            statuses = [
-                call(base, "POST", "/api/v1/tokens/rtc/", '{"channel": "c"}', _auth(key))[0] for _ in range(3)
-            ]
-            assert statuses == [201, 201, 201]
-            assert call(base, "GET", "/healthz")[0] == 200
+            yield proxy, env, base, key
     finally:
         proxy.close()
+
+
+def test_postgres_cut_off_mid_connection_then_back_recovers_without_restart(postgres_database):
+    with _served_through_a_proxy(postgres_database) as (proxy, _, base, key):
+        assert call(base, "POST", "/api/v1/tokens/rtc/", '{"channel": "c"}', _auth(key))[0] == 201
+        proxy.cut()  # kills the server's live, persistent connection and refuses new ones
+        for path, payload in TOKEN_REQUESTS:
+            status, _, body = call(base, "POST", path, payload, _auth(key))
+            assert (status, (body or {}).get("error", {}).get("code")) == (503, "database_unavailable"), (
+                path,
+                status,
+                body,
+            )
+        assert call(base, "GET", "/healthz")[0] == 503
+        proxy.restore()
+        statuses = [
+            call(base, "POST", "/api/v1/tokens/rtc/", '{"channel": "c"}', _auth(key))[0] for _ in range(3)
+        ]
+        assert statuses == [201, 201, 201]
+        assert call(base, "GET", "/healthz")[0] == 200
 
 
 def _audit_rows(env) -> int:
@@ -157,24 +166,17 @@ def test_a_connection_postgres_closed_while_idle_is_replaced_before_the_next_tok
 ):
     # PostgreSQL restarted between two requests: the server's persistent connection is dead
     # but PostgreSQL is back. The join path sees it before sending (no SELECT 1 round trip).
-    proxy = TcpProxy(POSTGRES_PORT)
-    try:
-        env = server_env(DATABASE_URL=f"postgres://postgres@127.0.0.1:{proxy.port}/{postgres_database}")
-        manage(env, "migrate", "--no-input", "-v", "0")
-        key = _user_with_api_token(env)
-        with running_server(env) as base:
-            for path, payload in TOKEN_REQUESTS:  # every endpoint warm, its statement prepared
-                assert call(base, "POST", path, payload, _auth(key))[0] in (200, 201), path
-            rows = _audit_rows(env)
-            for path, payload in TOKEN_REQUESTS:
-                proxy.cut()  # closes the server's idle connection...
-                proxy.restore()  # ...and PostgreSQL is reachable again at once
-                time.sleep(0.2)  # the end of the stream has reached the server's socket
-                status, _, body = call(base, "POST", path, payload, _auth(key))
-                assert status in (200, 201), (path, status, body)
-            assert _audit_rows(env) == rows + len(TOKEN_REQUESTS)  # each token with its one row
-    finally:
-        proxy.close()
+    with _served_through_a_proxy(postgres_database) as (proxy, env, base, key):
+        for path, payload in TOKEN_REQUESTS:  # every endpoint warm, its statement prepared
+            assert call(base, "POST", path, payload, _auth(key))[0] in (200, 201), path
+        rows = _audit_rows(env)
+        for path, payload in TOKEN_REQUESTS:
+            proxy.cut()  # closes the server's idle connection...
+            proxy.restore()  # ...and PostgreSQL is reachable again at once
+            time.sleep(0.2)  # the end of the stream has reached the server's socket
+            status, _, body = call(base, "POST", path, payload, _auth(key))
+            assert status in (200, 201), (path, status, body)
+        assert _audit_rows(env) == rows + len(TOKEN_REQUESTS)  # each token with its one row
 
 
 def _task_status(env, task_id: str) -> str:
