@@ -112,8 +112,8 @@ def _absent_outcome(field: Field, validate_method) -> object:
     """What `field.run_validation(empty)` gives when that never changes (an optional field
     with no default, or a constant one, and no validate_<name> to run on it): DRF's own
     answer, taken once."""
-    constant = field.default is empty or not callable(field.default)  # `empty` is a class
-    if field.required or not constant or validate_method is not None:
+    called = field.default is not empty and callable(field.default)  # `empty` is a class
+    if field.required or called or validate_method is not None:
         return _RUN
     try:
         return field.run_validation(empty)
